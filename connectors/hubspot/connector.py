@@ -1,0 +1,446 @@
+"""HubSpotConnector: the CRMConnector protocol over hubspot-api-client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from connectors.base import (
+    ApiUsage,
+    Cursor,
+    DomainRecord,
+    FieldSpec,
+    FieldUpdate,
+    InstallReport,
+    PushReport,
+    Queue,
+    RawRecord,
+    RecordError,
+)
+from connectors.errors import AuthError, PermanentError
+from connectors.hubspot.auth import HubSpotCredentials, token_info
+from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.mapping import HubSpotMapper, HubSpotOptions
+from connectors.hubspot.objects import OBJECTS, OBJECTS_BY_NAME, OWNERS, HubSpotObject
+from connectors.normalize import parse_datetime
+
+LIST_LIMIT = 100
+HISTORY_LIST_LIMIT = 50  # HubSpot halves the page size when history is requested
+SEARCH_LIMIT = 200
+SEARCH_CAP = 10_000  # search cannot page past this many results
+BATCH_LIMIT = 100
+ASSOCIATION_BATCH_LIMIT = 1000
+PROPERTY_GROUP = "leadlift"
+FIELD_TYPES = {
+    "number": ("number", "number"),
+    "text": ("string", "text"),
+    "picklist": ("enumeration", "select"),
+    "datetime": ("datetime", "date"),
+}
+
+
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+class HubSpotConnector:
+    """One HubSpot portal. Credentials, options and transport are injected."""
+
+    crm = "hubspot"
+
+    def __init__(
+        self,
+        credentials: HubSpotCredentials,
+        options: HubSpotOptions | None = None,
+        verify: bool | str = True,
+        on_tokens: Callable[[dict[str, Any]], None] | None = None,
+        property_prefix: str = "leadlift_",
+        search_cap: int = SEARCH_CAP,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options or HubSpotOptions()
+        self.client = HubSpotClient(credentials, verify=verify, on_tokens=on_tokens)
+        self.mapper = HubSpotMapper(self.options)
+        self.property_prefix = property_prefix
+        self.search_cap = search_cap
+        self._clock = clock
+
+    def ping(self) -> dict[str, Any]:
+        """Prove the token works; returns the portal id when HubSpot reports one."""
+        self.client.call("owners.owners_api", "get_page", limit=1)
+        try:
+            info = token_info(
+                self.client.session,
+                self.client.credentials.api_base,
+                self.client.credentials.access_token,
+            )
+        except AuthError:  # private-app tokens have no OAuth metadata
+            return {"external_id": None, "name": None}
+        return {
+            "external_id": str(info.get("hub_id") or "") or None,
+            "name": info.get("hub_domain"),
+        }
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def sync_objects(self) -> Sequence[str]:
+        return (OWNERS, *(spec.name for spec in OBJECTS))
+
+    def cursor_ordered(self, obj: str, since: Cursor | None) -> bool:
+        """A first (list) pull comes in id order; only search pulls ascend by cursor."""
+        return since is not None and obj != OWNERS
+
+    def pull(self, obj: str, since: Cursor | None) -> Iterator[RawRecord]:
+        if obj == OWNERS:
+            yield from self._owners()
+            return
+        spec = self._spec(obj)
+        if since is None:
+            yield from self._list(spec)
+        else:
+            upper = int(self._clock() * 1000) + 1
+            yield from self._search(spec, _ms(since.modified_at), upper)
+
+    def pull_one(self, obj: str, crm_id: str) -> RawRecord | None:
+        spec = self._spec(obj)
+        body = self.client.call(
+            f"{spec.sdk}.batch_api",
+            "read",
+            batch_read_input_simple_public_object_id={
+                "properties": self._properties(spec),
+                "propertiesWithHistory": list(spec.history),
+                "inputs": [{"id": crm_id}],
+            },
+        )
+        results = (body or {}).get("results") or []
+        if not results:
+            return None
+        records = [self._raw(spec, results[0])]
+        self._attach_associations(spec, records)
+        return records[0]
+
+    def to_domain(self, record: RawRecord) -> list[DomainRecord]:
+        return self.mapper.map(record)
+
+    def _spec(self, obj: str) -> HubSpotObject:
+        try:
+            return OBJECTS_BY_NAME[obj]
+        except KeyError:
+            raise PermanentError(f"leadlift does not sync HubSpot object {obj!r}") from None
+
+    def _properties(self, spec: HubSpotObject) -> list[str]:
+        extra = self.options.extra_contact_properties if spec.name == "contacts" else ()
+        return list(dict.fromkeys([*spec.properties, *extra]))
+
+    def _raw(self, spec: HubSpotObject, item: dict[str, Any]) -> RawRecord:
+        props: dict[str, Any] = dict(item.get("properties") or {})
+        modified = parse_datetime(props.get(spec.cursor)) or parse_datetime(item.get("updatedAt"))
+        if modified is None:
+            raise PermanentError(f"HubSpot {spec.name} {item.get('id')} has no {spec.cursor}")
+        associations = {
+            kind: [str(a["id"]) for a in (value or {}).get("results", [])]
+            for kind, value in (item.get("associations") or {}).items()
+        }
+        history = {
+            name: [{"value": v.get("value"), "timestamp": v.get("timestamp")} for v in values]
+            for name, values in (item.get("propertiesWithHistory") or {}).items()
+        }
+        props["_associations"] = associations
+        props["_history"] = history
+        return RawRecord(spec.name, str(item["id"]), modified, bool(item.get("archived")), props)
+
+    def _owners(self) -> Iterator[RawRecord]:
+        for archived in (False, True):
+            after = None
+            while True:
+                body = self.client.call(
+                    "owners.owners_api",
+                    "get_page",
+                    limit=LIST_LIMIT,
+                    after=after,
+                    archived=archived,
+                )
+                for owner in body.get("results", []):
+                    modified = parse_datetime(owner.get("updatedAt")) or datetime.now(UTC)
+                    yield RawRecord(OWNERS, str(owner["id"]), modified, archived, owner)
+                after = ((body.get("paging") or {}).get("next") or {}).get("after")
+                if not after:
+                    break
+
+    def _list(self, spec: HubSpotObject) -> Iterator[RawRecord]:
+        after = None
+        limit = HISTORY_LIST_LIMIT if spec.history else LIST_LIMIT
+        while True:
+            body = self.client.call(
+                f"{spec.sdk}.basic_api",
+                "get_page",
+                limit=limit,
+                after=after,
+                properties=self._properties(spec),
+                properties_with_history=list(spec.history) or None,
+                associations=list(spec.associations) or None,
+                archived=False,
+            )
+            for item in body.get("results", []):
+                yield self._raw(spec, item)
+            after = ((body.get("paging") or {}).get("next") or {}).get("after")
+            if not after:
+                return
+
+    def _search_page(
+        self, spec: HubSpotObject, lo: int, hi: int, after: int, min_id: int | None = None
+    ) -> dict[str, Any]:
+        filters = [
+            {"propertyName": spec.cursor, "operator": "GTE", "value": str(lo)},
+            {"propertyName": spec.cursor, "operator": "LT", "value": str(hi)},
+        ]
+        sort = spec.cursor
+        if min_id is not None:
+            filters.append({"propertyName": "hs_object_id", "operator": "GT", "value": str(min_id)})
+            sort = "hs_object_id"
+        return self.client.call(
+            f"{spec.sdk}.search_api",
+            "do_search",
+            public_object_search_request={
+                "filterGroups": [{"filters": filters}],
+                "sorts": [{"propertyName": sort, "direction": "ASCENDING"}],
+                "properties": self._properties(spec),
+                "limit": SEARCH_LIMIT,
+                "after": str(after),
+            },
+        )
+
+    def _search(self, spec: HubSpotObject, lo: int, hi: int) -> Iterator[RawRecord]:
+        """Records with lo <= cursor < hi, ascending, never asking search past its cap.
+
+        A window holding more than the cap is halved; a window too narrow to halve
+        (one millisecond of bulk updates) is walked by ascending object id instead.
+        """
+        first = self._search_page(spec, lo, hi, 0)
+        if first.get("total", 0) > self.search_cap:
+            if hi - lo > 1:
+                mid = lo + (hi - lo) // 2
+                yield from self._search(spec, lo, mid)
+                yield from self._search(spec, mid, hi)
+            else:
+                yield from self._search_by_id(spec, lo, hi)
+            return
+        page, offset = first, 0
+        while True:
+            records = [self._raw(spec, item) for item in page.get("results", [])]
+            self._enrich(spec, records)
+            yield from records
+            after = ((page.get("paging") or {}).get("next") or {}).get("after")
+            if not after or not records:
+                return
+            offset = int(after)
+            page = self._search_page(spec, lo, hi, offset)
+
+    def _search_by_id(self, spec: HubSpotObject, lo: int, hi: int) -> Iterator[RawRecord]:
+        last_id = 0
+        while True:
+            page = self._search_page(spec, lo, hi, 0, min_id=last_id)
+            records = [self._raw(spec, item) for item in page.get("results", [])]
+            if not records:
+                return
+            self._enrich(spec, records)
+            yield from records
+            last_id = max(int(r.crm_id) for r in records)
+
+    def _enrich(self, spec: HubSpotObject, records: list[RawRecord]) -> None:
+        """Search returns neither associations nor history: fetch them per page."""
+        self._attach_associations(spec, records)
+        if spec.history and records:
+            wanted = [
+                r for r in records
+                if r.fields.get("hs_lead_status") in self.options.disqualified_statuses
+            ]  # fmt: skip
+            for start in range(0, len(wanted), BATCH_LIMIT):
+                chunk = wanted[start : start + BATCH_LIMIT]
+                body = self.client.call(
+                    f"{spec.sdk}.batch_api",
+                    "read",
+                    batch_read_input_simple_public_object_id={
+                        "properties": [spec.cursor],
+                        "propertiesWithHistory": list(spec.history),
+                        "inputs": [{"id": r.crm_id} for r in chunk],
+                    },
+                )
+                by_id = {str(item["id"]): item for item in (body or {}).get("results", [])}
+                for record in chunk:
+                    item = by_id.get(record.crm_id)
+                    if item:
+                        record.fields["_history"] = self._raw(spec, item).fields["_history"]
+
+    def _attach_associations(self, spec: HubSpotObject, records: list[RawRecord]) -> None:
+        if not records:
+            return
+        for kind in spec.associations:
+            for start in range(0, len(records), ASSOCIATION_BATCH_LIMIT):
+                chunk = records[start : start + ASSOCIATION_BATCH_LIMIT]
+                body = self.client.call(
+                    "associations.v4.batch_api",
+                    "get_page",
+                    spec.name,
+                    kind,
+                    batch_input_public_fetch_associations_batch_request={
+                        "inputs": [{"id": r.crm_id} for r in chunk]
+                    },
+                )
+                found = {
+                    str(result["from"]["id"]): [str(t["toObjectId"]) for t in result.get("to", [])]
+                    for result in (body or {}).get("results", [])
+                }
+                for record in chunk:
+                    record.fields["_associations"][kind] = found.get(record.crm_id, [])
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def api_name(self, logical: str) -> str:
+        return f"{self.property_prefix}{logical.lower()}"
+
+    def ensure_fields(self, specs: Sequence[FieldSpec], dry_run: bool = False) -> InstallReport:
+        created: list[str] = []
+        existing: list[str] = []
+        clashes: list[str] = []
+        if not dry_run:
+            self._ensure_group()
+        for spec in specs:
+            name = self.api_name(spec.name)
+            current = self._property(name)
+            hs_type, field_type = FIELD_TYPES[spec.type]
+            if current is not None:
+                if current.get("type") == hs_type:
+                    existing.append(f"contacts.{name}")
+                else:
+                    clashes.append(
+                        f"contacts.{name} (is {current.get('type')}, leadlift needs {hs_type})"
+                    )
+                continue
+            if not dry_run:
+                body: dict[str, Any] = {
+                    "name": name, "label": spec.label, "type": hs_type, "fieldType": field_type,
+                    "groupName": PROPERTY_GROUP, "description": spec.description,
+                    "formField": False, "hasUniqueValue": False, "hidden": False,
+                }  # fmt: skip
+                if spec.type == "picklist":
+                    body["options"] = [
+                        {"label": v, "value": v, "displayOrder": i, "hidden": False}
+                        for i, v in enumerate(spec.options)
+                    ]
+                self.client.call("properties.core_api", "create", "contacts", property_create=body)
+            created.append(f"contacts.{name}")
+        return InstallReport(tuple(created), tuple(existing), tuple(clashes), dry_run=dry_run)
+
+    def _property(self, name: str) -> dict[str, Any] | None:
+        try:
+            return self.client.call("properties.core_api", "get_by_name", "contacts", name)
+        except PermanentError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _ensure_group(self) -> None:
+        try:
+            self.client.call("properties.groups_api", "get_by_name", "contacts", PROPERTY_GROUP)
+        except PermanentError as exc:
+            if exc.status != 404:
+                raise
+            self.client.call(
+                "properties.groups_api",
+                "create",
+                "contacts",
+                property_group_create={"name": PROPERTY_GROUP, "label": "leadlift",
+                                       "displayOrder": -1},
+            )  # fmt: skip
+
+    def push(self, updates: Sequence[FieldUpdate]) -> PushReport:
+        calls_before = self.client.calls
+        errors: list[RecordError] = []
+        succeeded = 0
+        for start in range(0, len(updates), BATCH_LIMIT):
+            ok, failed = self._push_batch(list(updates[start : start + BATCH_LIMIT]))
+            succeeded += ok
+            errors.extend(failed)
+        return PushReport(len(updates), succeeded, tuple(errors), self.client.calls - calls_before)
+
+    def _push_batch(self, batch: list[FieldUpdate]) -> tuple[int, list[RecordError]]:
+        """Update one batch; a 207 names the failed ids, a whole-batch 400 is bisected."""
+        if not batch:
+            return 0, []
+        inputs = [
+            {
+                "id": u.crm_id,
+                "properties": {self.api_name(k): _wire(v) for k, v in u.values.items()},
+            }
+            for u in batch
+        ]
+        try:
+            body = self.client.call(
+                "contacts.batch_api",
+                "update",
+                batch_input_simple_public_object_batch_input={"inputs": inputs},
+            )
+        except PermanentError as exc:
+            if exc.status != 400:
+                raise
+            if len(batch) == 1:
+                u = batch[0]
+                return 0, [RecordError(u.crm_object, u.crm_id, exc.code or "VALIDATION_ERROR",
+                                       exc.message)]  # fmt: skip
+            mid = len(batch) // 2
+            ok_left, err_left = self._push_batch(batch[:mid])
+            ok_right, err_right = self._push_batch(batch[mid:])
+            return ok_left + ok_right, err_left + err_right
+        failed: dict[str, RecordError] = {}
+        for error in (body or {}).get("errors", []):
+            ids = (error.get("context") or {}).get("ids") or []
+            for crm_id in ids:
+                failed[str(crm_id)] = RecordError(
+                    "contacts",
+                    str(crm_id),
+                    str(error.get("category", "ERROR")),
+                    str(error.get("message", "")),
+                    retryable=error.get("category") in ("RATE_LIMITS", "LOCKED"),
+                )
+        return len(batch) - len(failed), list(failed.values())
+
+    def queues(self) -> list[Queue]:
+        return [
+            Queue(r.crm_id, " ".join(filter(None, (r.fields.get("firstName"),
+                                                   r.fields.get("lastName")))))
+            for r in self._owners()
+            if r.fields.get("type") == "QUEUE" and not r.deleted
+        ]  # fmt: skip
+
+    def usage(self) -> ApiUsage:
+        return ApiUsage(self.client.calls)
+
+    def read_fields(self, obj: str, ids: Sequence[str], logical: Sequence[str]) -> dict[str, dict]:
+        """Current values of leadlift's properties on some records."""
+        names = {self.api_name(n): n for n in logical}
+        out: dict[str, dict] = {}
+        for start in range(0, len(ids), BATCH_LIMIT):
+            body = self.client.call(
+                f"{obj}.batch_api",
+                "read",
+                batch_read_input_simple_public_object_id={
+                    "properties": list(names),
+                    "inputs": [{"id": i} for i in ids[start : start + BATCH_LIMIT]],
+                },
+            )
+            for item in (body or {}).get("results", []):
+                props = item.get("properties") or {}
+                out[str(item["id"])] = {names[k]: props.get(k) for k in names}
+        return out
+
+
+def _wire(value: Any) -> str:
+    """HubSpot takes every property value as a string; datetimes as epoch ms."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return str(_ms(value))
+    return str(value)

@@ -1,0 +1,32 @@
+"""Local CRM server speaking a wire-compatible subset of Salesforce and HubSpot.
+
+Typical use::
+
+    sandbox = SandboxCRM.from_seed(seed)
+    with SandboxServer(sandbox) as server:
+        token = sandbox.issue_tokens("salesforce")
+        ...  # point simple-salesforce / hubspot-api-client at server.url, trust server.ca_file
+"""
+
+from .app import create_app
+from .config import SandboxConfig
+from .faults import Faults
+from .hubspot_portal import HubSpotApiError, HubSpotPortal
+from .salesforce_org import SalesforceApiError, SalesforceOrg
+from .sandbox import SandboxCRM
+from .server import SandboxServer, serve
+from .soql import SoqlError
+
+__all__ = [
+    "Faults",
+    "HubSpotApiError",
+    "HubSpotPortal",
+    "SalesforceApiError",
+    "SalesforceOrg",
+    "SandboxCRM",
+    "SandboxConfig",
+    "SandboxServer",
+    "SoqlError",
+    "create_app",
+    "serve",
+]

@@ -1,0 +1,427 @@
+"""The `leadlift` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from integration.config import Settings, load_settings
+from integration.errors import ConfigError, LeadliftError
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str, code: int) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(code)
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn leadlift's errors into a one-line message and an exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            _fail(exc.message, 2)
+        except LeadliftError as exc:
+            _fail(exc.message, 1)
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _store(settings: Settings, upgrade: bool = True):
+    from integration.store import Store
+
+    store = Store(settings.store_url)
+    if upgrade and settings.embedded:
+        # The embedded SQLite store is ours to manage; a shared database is
+        # upgraded deliberately with `leadlift db upgrade`.
+        store.upgrade()
+    elif not store.is_current():
+        raise ConfigError(
+            f"database schema is not current ({store.current_revision()} != "
+            f"{store.head_revision()}): run `leadlift db upgrade`"
+        )
+    return store
+
+
+def _print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="leadlift")
+def cli() -> None:
+    """leadlift: propensity and uplift scores written back into Salesforce and HubSpot."""
+
+
+# -- database ---------------------------------------------------------------------------
+
+
+@cli.group()
+def db() -> None:
+    """The store's schema."""
+
+
+@db.command("upgrade")
+@handled
+def db_upgrade() -> None:
+    """Apply Alembic migrations to the configured database."""
+    from integration.store import Store
+
+    settings = _settings()
+    store = Store(settings.store_url)
+    before = store.current_revision()
+    store.upgrade()
+    console.print(f"schema {before or 'empty'} → {store.current_revision()} ({store.dialect})")
+
+
+# -- connections ------------------------------------------------------------------------
+
+
+@cli.group()
+def connect() -> None:
+    """Connect a CRM with an existing token (stored encrypted)."""
+
+
+def _verify_option(ca_file: str | None) -> dict[str, Any]:
+    return {"verify": ca_file} if ca_file else {}
+
+
+@connect.command("salesforce")
+@click.option("--instance-url", required=True, help="https://yourorg.my.salesforce.com")
+@click.option("--access-token", required=True, help="A session id or OAuth access token.")
+@click.option("--refresh-token", default=None, help="Lets leadlift refresh the session.")
+@click.option("--login-url", default=None, help="Token host (login, test, or My Domain).")
+@click.option("--name", default="salesforce", show_default=True, help="Connection name.")
+@click.option("--ca-file", default=None, help="CA bundle to trust (self-hosted TLS).")
+@handled
+def connect_salesforce(
+    instance_url: str,
+    access_token: str,
+    refresh_token: str | None,
+    login_url: str | None,
+    name: str,
+    ca_file: str | None,
+) -> None:
+    """Connect a Salesforce org from an existing session."""
+    from connectors.salesforce import SalesforceConnector, SalesforceCredentials
+    from integration.connections import save_connection
+
+    settings = _settings()
+    store = _store(settings)
+    creds = SalesforceCredentials(instance_url, access_token)
+    identity = SalesforceConnector(creds, verify=ca_file or True).ping()
+    options = {**_verify_option(ca_file), "login_url": login_url or settings.salesforce_login_url}
+    tokens = {"access_token": access_token, "refresh_token": refresh_token}
+    save_connection(
+        store, settings, name, "salesforce", tokens, instance_url, identity["external_id"], options
+    )
+    console.print(f"connected [bold]{name}[/] → org {identity['name']} ({identity['external_id']})")
+
+
+@connect.command("hubspot")
+@click.option("--access-token", required=True, help="A private-app or OAuth access token.")
+@click.option("--refresh-token", default=None)
+@click.option("--api-base", default=None, help="API host (EU portals, a proxy, the sandbox).")
+@click.option("--name", default="hubspot", show_default=True, help="Connection name.")
+@click.option("--ca-file", default=None, help="CA bundle to trust (self-hosted TLS).")
+@handled
+def connect_hubspot(
+    access_token: str,
+    refresh_token: str | None,
+    api_base: str | None,
+    name: str,
+    ca_file: str | None,
+) -> None:
+    """Connect a HubSpot portal from an existing token."""
+    from connectors.hubspot import HubSpotConnector, HubSpotCredentials
+    from integration.connections import save_connection
+
+    settings = _settings()
+    store = _store(settings)
+    base = api_base or settings.hubspot_api_base
+    identity = HubSpotConnector(
+        HubSpotCredentials(access_token, api_base=base), verify=ca_file or True
+    ).ping()
+    tokens = {"access_token": access_token, "refresh_token": refresh_token}
+    save_connection(
+        store, settings, name, "hubspot", tokens, base, identity["external_id"],
+        _verify_option(ca_file),
+    )  # fmt: skip
+    console.print(
+        f"connected [bold]{name}[/] → portal {identity['external_id'] or '(private app)'}"
+    )
+
+
+# -- pipeline ---------------------------------------------------------------------------
+
+connection_option = click.option("--connection", "-c", default=None, help="Connection name.")
+
+
+def _reporter():
+    from integration.progress import RichReporter
+
+    return RichReporter(console)
+
+
+@cli.command()
+@connection_option
+@click.option("--train/--no-force-train", "force_train", default=False, help="Retrain now.")
+@click.option("--json", "as_json", is_flag=True, help="Print the cycle report as JSON.")
+@handled
+def run(connection: str | None, force_train: bool, as_json: bool) -> None:
+    """One full cycle: sync → train when due → score → write back."""
+    from integration.pipeline import run_cycle
+
+    settings = _settings()
+    store = _store(settings)
+    with _reporter() as reporter:
+        report = run_cycle(store, settings, connection, reporter, force_train=force_train)
+    data = report.as_dict()
+    if as_json:
+        _print_json(data)
+        return
+    _print_cycle(data)
+
+
+def _print_cycle(data: dict[str, Any]) -> None:
+    pulled = sum(s["pulled"] for s in data["synced"].values())
+    out.print(f"[bold]{data['connection']}[/] ({data['crm']}): pulled {pulled} rows")
+    if data["trained"]:
+        t = data["trained"]
+        out.print(f"  trained v{t['version']} ({t['estimator']}), held-out AUC {t['auc']:.3f}")
+    if data["training_skipped"]:
+        out.print(f"  [yellow]model: {data['training_skipped']}[/]")
+    if data["scored"]:
+        s = data["scored"]
+        out.print(f"  scored {s['scored']} leads with v{s['model_version']}")
+    if data["writeback"]:
+        w = data["writeback"]
+        out.print(f"  wrote {w['succeeded']}/{w['attempted']} records, {w['failed']} failed")
+        for error in w["errors"]:
+            out.print(f"    [red]{error}[/]")
+    out.print(f"  API calls: {data['api_calls']}")
+
+
+@cli.command()
+@connection_option
+@click.option("--object", "objects", multiple=True, help="Only these CRM objects.")
+@handled
+def sync(connection: str | None, objects: tuple[str, ...]) -> None:
+    """Incremental sync of one connection into the store."""
+    from integration.connections import build_connector, get_connection
+    from integration.pipeline import run_sync
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    connector = build_connector(store, settings, conn)
+    with _reporter() as reporter:
+        result = run_sync(store, settings, conn, connector, reporter, list(objects) or None)
+    for obj, stats in result.items():
+        out.print(f"{obj:<14} pulled {stats['pulled']:>8}  written {stats['written']:>8}")
+
+
+@cli.command()
+@connection_option
+@handled
+def train(connection: str | None) -> None:
+    """Train and activate a new propensity model version."""
+    from integration.connections import get_connection
+    from integration.pipeline import run_train
+
+    settings = _settings()
+    store = _store(settings)
+    result = run_train(store, settings, get_connection(store, connection))
+    out.print(
+        f"v{result['version']} ({result['estimator']}): held-out AUC {result['auc']:.3f}, "
+        f"Brier {result['brier']:.4f}, base rate {result['base_rate']:.3f} "
+        f"on {result['rows']} snapshots"
+    )
+
+
+@cli.command()
+@connection_option
+@handled
+def score(connection: str | None) -> None:
+    """Score every lead with the active model."""
+    from integration.connections import get_connection
+    from integration.pipeline import run_score
+
+    settings = _settings()
+    store = _store(settings)
+    with _reporter() as reporter:
+        result = run_score(store, get_connection(store, connection), reporter)
+    out.print(f"scored {result['scored']} leads ({result['written']} changed)")
+
+
+@cli.command()
+@connection_option
+@click.option("--dry-run", is_flag=True, help="Only count what would be pushed.")
+@handled
+def writeback(connection: str | None, dry_run: bool) -> None:
+    """Push changed scores into the CRM."""
+    from integration.connections import build_connector, get_connection
+    from integration.pipeline import run_writeback
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    connector = build_connector(store, settings, conn)
+    with _reporter() as reporter:
+        report = run_writeback(store, settings, conn, connector, reporter, dry_run=dry_run)
+    if dry_run:
+        out.print(f"{report.planned} records would be updated")
+        return
+    out.print(f"wrote {report.succeeded}/{report.attempted}, {len(report.errors)} failed")
+
+
+@cli.group()
+def fields() -> None:
+    """leadlift's custom fields in the CRM."""
+
+
+@fields.command("install")
+@connection_option
+@click.option("--dry-run", is_flag=True, help="List what would be created.")
+@handled
+def fields_install(connection: str | None, dry_run: bool) -> None:
+    """Create leadlift's custom fields idempotently (existing ones are kept)."""
+    from integration.connections import build_connector, get_connection
+    from integration.fields import field_specs
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    report = build_connector(store, settings, conn).ensure_fields(
+        list(field_specs(settings).values()), dry_run=dry_run
+    )
+    verb = "would create" if dry_run else "created"
+    for name in report.created:
+        out.print(f"{verb:>12}  {name}")
+    for name in report.existing:
+        out.print(f"{'kept':>12}  {name}")
+    for name in report.clashes:
+        out.print(f"[red]{'clash':>12}  {name}[/]")
+    if report.clashes:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@handled
+def status(as_json: bool) -> None:
+    """Connections, last sync per object, active model, last write-back."""
+    from integration.status import status as build_status
+
+    settings = _settings()
+    data = build_status(_store(settings, upgrade=settings.embedded))
+    if as_json:
+        _print_json(data)
+        return
+    out.print(f"store: {data['store']}")
+    if not data["connections"]:
+        out.print("no connections yet: `leadlift connect salesforce|hubspot` or `leadlift demo`")
+    for conn in data["connections"]:
+        out.print(f"\n[bold]{conn['name']}[/] ({conn['crm']}, {conn['status']}) {conn['instance']}")
+        rows = conn["rows"]
+        out.print("  rows: " + ", ".join(f"{k} {v}" for k, v in rows.items()))
+        table = Table("object", "status", "last sync", "pulled", "written", box=None)
+        for s in conn["sync"]:
+            table.add_row(
+                s["object"], s["status"] or "", (s["finished_at"] or "")[:19],
+                str(s["pulled"] or 0), str(s["written"] or 0),
+            )  # fmt: skip
+        out.print(table)
+        model = conn["active_model"]
+        if model:
+            auc = model["held_out_auc"]
+            out.print(
+                f"  model: {model['kind']} v{model['version']} ({model['estimator']}), "
+                f"held-out AUC {auc:.3f}, trained {model['trained_at'][:19]}"
+            )
+        else:
+            out.print("  model: none active")
+        wb = conn["last_writeback"]
+        if wb:
+            out.print(
+                f"  last write-back: {wb['status']} at {(wb['finished_at'] or '')[:19]}, "
+                f"{wb['succeeded']} ok, {wb['failed']} failed"
+            )
+            for error in wb["errors"]:
+                out.print(f"    [red]{error}[/]")
+        if conn["records_awaiting_retry"]:
+            out.print(f"  records awaiting retry: {conn['records_awaiting_retry']}")
+
+
+# -- sandbox, web, demo -----------------------------------------------------------------
+
+
+@cli.group()
+def sandbox() -> None:
+    """The local sandbox CRM (Salesforce and HubSpot wire formats)."""
+
+
+@sandbox.command("serve")
+@click.option("--leads", default=20_000, show_default=True, help="Synthetic leads to seed.")
+@click.option("--seed", default=7, show_default=True, help="Random seed of the world.")
+@click.option("--port", default=8443, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@handled
+def sandbox_serve(leads: int, seed: int, port: int, host: str) -> None:
+    """Serve a seeded sandbox CRM over HTTPS until interrupted."""
+    from integration.demo import serve_sandbox
+
+    serve_sandbox(leads, seed, host, port, console)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@handled
+def web(host: str, port: int) -> None:
+    """Run the web app (development server; the Procfile runs gunicorn)."""
+    from integration.web import create_app
+
+    create_app(_settings()).run(host=host, port=port)
+
+
+@cli.command()
+@click.option("--leads", default=20_000, show_default=True, help="Synthetic leads.")
+@click.option("--seed", default=7, show_default=True, help="Random seed of the world.")
+@click.option(
+    "--crm",
+    type=click.Choice(["salesforce", "hubspot", "both"]),
+    default="both",
+    show_default=True,
+)
+@handled
+def demo(leads: int, seed: int, crm: str) -> None:
+    """The whole cycle against the bundled sandbox CRM; prints a summary and a JSON line."""
+    from integration.demo import run_demo
+
+    summary = run_demo(_settings(), leads=leads, seed=seed, crms=crm, console=console)
+    print(json.dumps(summary, default=str), flush=True)
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""One pipeline, many triggers: sync → (train when due) → score → write back.
+
+The CLI, the Celery tasks and the demo all call these functions. Each step
+is recorded as a PipelineRun row with its figures or its error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.base import CRMConnector
+from integration.config import Settings
+from integration.connections import build_connector, get_connection
+from integration.errors import LeadliftError, ModelError
+from integration.fields import written_fields
+from integration.progress import NullReporter, Reporter
+from integration.scoring import score_leads
+from integration.store import Store
+from integration.store.models import Connection, PipelineRun, utcnow
+from integration.sync import sync_object
+from integration.training import train_propensity, training_due
+from integration.writeback import WritebackReport, plan_writeback, push_updates
+
+
+@contextmanager
+def recorded(store: Store, connection_id: int, step: str) -> Iterator[dict[str, Any]]:
+    """Record one pipeline step; the caller fills the yielded stats dict."""
+    with store.session() as session:
+        run = PipelineRun(connection_id=connection_id, step=step, status="running", stats={})
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    stats: dict[str, Any] = {}
+    try:
+        yield stats
+    except BaseException as exc:
+        with store.session() as session:
+            row = session.get(PipelineRun, run_id)
+            row.status, row.finished_at, row.stats = "error", utcnow(), stats
+            row.error = f"{type(exc).__name__}: {exc}"[:2000]
+        raise
+    with store.session() as session:
+        row = session.get(PipelineRun, run_id)
+        row.status, row.finished_at, row.stats = "ok", utcnow(), stats
+
+
+@dataclass
+class CycleReport:
+    connection: str
+    crm: str
+    synced: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+    trained: dict[str, Any] | None = None
+    training_skipped: str | None = None
+    scored: dict[str, Any] | None = None
+    writeback: dict[str, Any] | None = None
+    api_calls: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def run_sync(
+    store: Store,
+    settings: Settings,
+    connection: Connection,
+    connector: CRMConnector,
+    reporter: Reporter,
+    objects: list[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    with recorded(store, connection.id, "sync") as stats:
+        for obj in objects or connector.sync_objects():
+            with reporter.task(f"sync {obj}") as bar:
+                result = sync_object(
+                    store, settings, connection.id, connector, obj, lambda _o, n: bar.advance(n)
+                )
+            out[obj] = result.as_dict()
+            stats[obj] = {"pulled": result.pulled, "written": result.written}
+    return out
+
+
+def ensure_written_fields(
+    store: Store, settings: Settings, connection: Connection, connector: CRMConnector
+) -> dict[str, Any]:
+    """Make sure the fields the pipeline writes exist (once per connection)."""
+    if (connection.settings or {}).get("fields_ready"):
+        return {"checked": False}
+    with recorded(store, connection.id, "install_fields") as stats:
+        report = connector.ensure_fields(written_fields(settings))
+        stats.update(created=list(report.created), existing=list(report.existing))
+        if report.clashes:
+            raise LeadliftError("field type clash, not overwritten: " + "; ".join(report.clashes))
+    with store.session() as session:
+        row = session.get(Connection, connection.id)
+        row.settings = {**(row.settings or {}), "fields_ready": True}
+    return {"checked": True, "created": list(report.created), "existing": list(report.existing)}
+
+
+def run_train(
+    store: Store, settings: Settings, connection: Connection, now: datetime | None = None
+) -> dict[str, Any]:
+    with recorded(store, connection.id, "train") as stats:
+        result = train_propensity(store, settings, connection.id, now)
+        held_out = result.metrics["held_out"]
+        stats.update(version=result.version, estimator=result.estimator, **held_out)
+    return {"version": result.version, "estimator": result.estimator, **held_out}
+
+
+def run_score(
+    store: Store, connection: Connection, reporter: Reporter, now: datetime | None = None
+) -> dict[str, Any]:
+    with recorded(store, connection.id, "score") as stats, reporter.task("score leads") as bar:
+        result = score_leads(store, connection.id, now, bar.advance)
+        stats.update(
+            scored=result.scored, written=result.written, model_version=result.model_version
+        )
+    return {
+        "scored": result.scored,
+        "written": result.written,
+        "model_version": result.model_version,
+        "mean_propensity": round(result.mean_propensity, 4),
+    }
+
+
+def run_writeback(
+    store: Store,
+    settings: Settings,
+    connection: Connection,
+    connector: CRMConnector,
+    reporter: Reporter,
+    dry_run: bool = False,
+) -> WritebackReport:
+    updates = plan_writeback(store, settings, connection.id)
+    if dry_run:
+        return WritebackReport(planned=len(updates), dry_run=True)
+    with (
+        recorded(store, connection.id, "writeback") as stats,
+        reporter.task("write back", total=len(updates)) as bar,
+    ):
+        report = push_updates(store, connection.id, connector, updates, bar.advance)
+        stats.update(report.as_dict())
+    return report
+
+
+def run_cycle(
+    store: Store,
+    settings: Settings,
+    connection_name: str | None = None,
+    reporter: Reporter | None = None,
+    now: datetime | None = None,
+    force_train: bool = False,
+    connector_factory: Callable[[Connection], CRMConnector] | None = None,
+) -> CycleReport:
+    """One full cycle on a connection: what `leadlift run` and the demo execute."""
+    reporter = reporter or NullReporter()
+    connection = get_connection(store, connection_name)
+    connector = (connector_factory or (lambda c: build_connector(store, settings, c)))(connection)
+    report = CycleReport(connection.name, connection.crm)
+    with recorded(store, connection.id, "cycle") as cycle:
+        report.synced = run_sync(store, settings, connection, connector, reporter)
+        report.fields = ensure_written_fields(store, settings, connection, connector)
+        moment = now or utcnow()
+        if force_train or training_due(store, settings, connection.id, moment):
+            try:
+                report.trained = run_train(store, settings, connection, moment)
+            except ModelError as exc:
+                report.training_skipped = exc.message
+        try:
+            report.scored = run_score(store, connection, reporter, moment)
+        except ModelError as exc:
+            report.training_skipped = report.training_skipped or exc.message
+        if report.scored is not None:
+            report.writeback = run_writeback(
+                store, settings, connection, connector, reporter
+            ).as_dict()
+        report.api_calls = connector.usage().calls
+        cycle.update(api_calls=report.api_calls, skipped=report.training_skipped)
+    return report
