@@ -10,12 +10,29 @@ from collections.abc import Collection
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+# A CRM asking us to wait longer than this is not retried in the transport: the
+# caller gets the response (a TransientError with retry_after) and the task
+# layer schedules the retry instead of blocking a worker.
+MAX_TRANSPORT_WAIT = 10.0
 # Idempotent methods only by default: PATCH of the same values is idempotent,
 # POST (create) is not unless the caller says so.
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class BoundedRetry(Retry):
+    """A Retry that gives up at once when Retry-After asks for more than MAX_TRANSPORT_WAIT."""
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
+                  _stacktrace=None):  # fmt: skip
+        if response is not None:
+            wait = self.get_retry_after(response)
+            if wait is not None and wait > MAX_TRANSPORT_WAIT:
+                raise MaxRetryError(_pool, url, f"Retry-After {wait:.0f}s exceeds transport wait")
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 def transport_retry(
@@ -30,7 +47,7 @@ def transport_retry(
         methods: methods to retry; None retries every method (HubSpot's search and
             batch endpoints are POSTs that read, so they are safe to repeat).
     """
-    return Retry(
+    return BoundedRetry(
         total=total,
         connect=total,
         read=total,

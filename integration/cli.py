@@ -387,7 +387,7 @@ def sandbox_serve(leads: int, seed: int, port: int, host: str) -> None:
     """Serve a seeded sandbox CRM over HTTPS until interrupted."""
     from integration.demo import serve_sandbox
 
-    serve_sandbox(leads, seed, host, port, console)
+    serve_sandbox(_settings(), leads, seed, host, port, console)
 
 
 @cli.command()

@@ -319,25 +319,38 @@ def _summary(results: list[CrmResult], seconds: float) -> dict[str, Any]:
     }
 
 
-def serve_sandbox(leads: int, seed: int, host: str, port: int, console: Console) -> None:
+def serve_sandbox(
+    settings: Settings, leads: int, seed: int, host: str, port: int, console: Console
+) -> None:
     """`leadlift sandbox serve`: a seeded sandbox plus ready-to-paste connect commands."""
     with console.status(f"generating {leads:,} leads"):
         world = generate_world(n_leads=leads, seed=seed, now=_today())
-        sandbox = SandboxCRM.from_seed(world.seed, config=SandboxConfig())
+        config = SandboxConfig()
+        sandbox = SandboxCRM.from_seed(world.seed, config=config)
     sf = sandbox.issue_tokens("salesforce")
     hs = sandbox.issue_tokens("hubspot")
     base = f"https://{host}:{port}"
 
     def announce(ca_file: str) -> None:
-        console.print(f"sandbox CRM on {base} (CA certificate: {ca_file})")
-        console.print(
-            f"  leadlift connect salesforce --instance-url {base} "
-            f"--access-token {sf['access_token']} --refresh-token {sf['refresh_token']} "
-            f"--login-url {base} --ca-file {ca_file}"
-        )
-        console.print(
-            f"  leadlift connect hubspot --api-base {base} --access-token {hs['access_token']} "
-            f"--ca-file {ca_file}"
-        )
+        lines = [
+            f"sandbox CRM on {base} (trust its certificate: {ca_file})",
+            "",
+            "# the sandbox's OAuth apps, so leadlift can refresh tokens:",
+            f"export LEADLIFT_SALESFORCE_CLIENT_ID={config.salesforce_client_id} "
+            f"LEADLIFT_SALESFORCE_CLIENT_SECRET={config.salesforce_client_secret} "
+            f"LEADLIFT_HUBSPOT_CLIENT_ID={config.hubspot_client_id} "
+            f"LEADLIFT_HUBSPOT_CLIENT_SECRET={config.hubspot_client_secret}",
+            f"leadlift connect salesforce --instance-url {base} --login-url {base} "
+            f"--ca-file {ca_file} --access-token {sf['access_token']} "
+            f"--refresh-token {sf['refresh_token']}",
+            f"leadlift connect hubspot --api-base {base} --ca-file {ca_file} "
+            f"--access-token {hs['access_token']} --refresh-token {hs['refresh_token']}",
+            "",
+            "Ctrl-C stops the sandbox.",
+        ]
+        for line in lines:
+            console.print(line, soft_wrap=True, highlight=False, markup=False)
 
-    serve(sandbox, host, port, on_ready=announce)
+    serve(
+        sandbox, host, port, cert_dir=(settings.home / "sandbox-tls").resolve(), on_ready=announce
+    )

@@ -203,8 +203,16 @@ def build_features(frames: Frames, panel: pd.DataFrame) -> pd.DataFrame:
         out[column] = attrs[column].fillna("unknown").to_numpy()
     age = (panel["cutoff"].to_numpy() - attrs["created_at"].to_numpy()) / np.timedelta64(1, "D")
     out["age_days"] = np.clip(np.asarray(age, dtype=float), 0, None)
-    for column in ("free_mail", "missing_title", "missing_phone", "missing_source",
-                   "missing_account", "missing_industry", "missing_employees", "log_employees"):
+    for column in (
+        "free_mail",
+        "missing_title",
+        "missing_phone",
+        "missing_source",
+        "missing_account",
+        "missing_industry",
+        "missing_employees",
+        "log_employees",
+    ):
         out[column] = attrs[column].fillna(0.0).to_numpy(float)  # fmt: skip
 
     eng = _events_as_of(frames.engagements, panel)

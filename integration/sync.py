@@ -174,9 +174,7 @@ def sync_object(
         cursor.last_status = "running"
         watermark = cursor.watermark
     since = (
-        Cursor(watermark - timedelta(seconds=settings.sync_lookback_seconds))
-        if watermark
-        else None
+        Cursor(watermark - timedelta(seconds=settings.sync_lookback_seconds)) if watermark else None
     )
     ordered_fn = getattr(connector, "cursor_ordered", None)
     ordered = ordered_fn(obj, since) if ordered_fn else True

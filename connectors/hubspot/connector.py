@@ -343,11 +343,10 @@ class HubSpotConnector:
             raise
 
     def _ensure_group(self) -> None:
+        body = self.client.call("properties.groups_api", "get_all", "contacts")
+        if any(g.get("name") == PROPERTY_GROUP for g in (body or {}).get("results", [])):
+            return
         try:
-            self.client.call("properties.groups_api", "get_by_name", "contacts", PROPERTY_GROUP)
-        except PermanentError as exc:
-            if exc.status != 404:
-                raise
             self.client.call(
                 "properties.groups_api",
                 "create",
@@ -355,6 +354,9 @@ class HubSpotConnector:
                 property_group_create={"name": PROPERTY_GROUP, "label": "leadlift",
                                        "displayOrder": -1},
             )  # fmt: skip
+        except PermanentError as exc:
+            if exc.status != 409:  # created meanwhile by another worker: fine
+                raise
 
     def push(self, updates: Sequence[FieldUpdate]) -> PushReport:
         calls_before = self.client.calls

@@ -37,9 +37,9 @@ DETAIL_RANDOM_COUNT["email_click"] -= 1
 SALES_CLICK_DETAIL = DETAILS.index("Sales email link")
 PAGE_LIKE = ("page_view", "pricing_page_visit")  # trackable before the lead is identified
 
-SUBJECTS = tuple(dict.fromkeys(
-    [s for steps in P.SCHEDULES.values() for *_, s in steps] + [P.OVERRIDE_SUBJECT]
-))
+SUBJECTS = tuple(
+    dict.fromkeys([s for steps in P.SCHEDULES.values() for *_, s in steps] + [P.OVERRIDE_SUBJECT])
+)
 EMAIL_CHANNEL = (TOUCH_KINDS.index("email"), TOUCH_KINDS.index("offer"))
 CALL = TOUCH_KINDS.index("call")
 
@@ -55,8 +55,12 @@ class Events:
 
     @staticmethod
     def concat(parts: list[Events]) -> Events:
-        return Events(*(np.concatenate([getattr(p, f) for p in parts])
-                        for f in ("lead", "kind", "detail", "at")))
+        return Events(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ("lead", "kind", "detail", "at")
+            )
+        )
 
     def keep(self, mask: np.ndarray) -> Events:
         return Events(self.lead[mask], self.kind[mask], self.detail[mask], self.at[mask])
@@ -112,15 +116,22 @@ def pre_assignment(leads: Leads, asg: Assignment, rng: np.random.Generator) -> E
         else:
             start = leads.created_at[lead]
             at = start + ((end - start) * rng.random(lead.shape[0])).astype(np.int64)
-        parts.append(Events(lead, np.full(lead.shape[0], kind), _random_details(rng, kind,
-                                                                               lead.shape[0]),
-                            at))
+        parts.append(
+            Events(
+                lead, np.full(lead.shape[0], kind), _random_details(rng, kind, lead.shape[0]), at
+            )
+        )
     # The event that created the lead reveals its source even when the field is blank.
     for source, (kind_name, detail) in V.SOURCE_EVENT_DETAIL.items():
         lead = np.flatnonzero(leads.source == LEAD_SOURCES.index(source))
-        parts.append(Events(lead, np.full(lead.shape[0], ENGAGEMENT_KINDS.index(kind_name)),
-                            np.full(lead.shape[0], DETAILS.index(detail)),
-                            leads.created_at[lead].copy()))
+        parts.append(
+            Events(
+                lead,
+                np.full(lead.shape[0], ENGAGEMENT_KINDS.index(kind_name)),
+                np.full(lead.shape[0], DETAILS.index(detail)),
+                leads.created_at[lead].copy(),
+            )
+        )
     return Events.concat(parts)
 
 
@@ -131,8 +142,9 @@ def count_by_kind(events: Events, n_leads: int) -> np.ndarray:
     return counts.reshape(n_leads, len(ENGAGEMENT_KINDS))
 
 
-def post_assignment(leads: Leads, asg: Assignment, booked_at: np.ndarray,
-                    rng: np.random.Generator) -> Events:
+def post_assignment(
+    leads: Leads, asg: Assignment, booked_at: np.ndarray, rng: np.random.Generator
+) -> Events:
     """Engagement after assignment, plus the post-meeting reading that makes leakage bite.
 
     Args:
@@ -145,32 +157,43 @@ def post_assignment(leads: Leads, asg: Assignment, booked_at: np.ndarray,
     for kind, name in enumerate(ENGAGEMENT_KINDS):
         a, b = P.POST_ENGAGEMENT_RATE[name]
         lead = _counted(rng, np.exp(a + b * leads.intent))
-        at = asg.assigned_at[lead] + days(rng.exponential(P.POST_ENGAGEMENT_MEAN_DAYS,
-                                                          lead.shape[0]))
-        parts.append(Events(lead, np.full(lead.shape[0], kind),
-                            _random_details(rng, kind, lead.shape[0]), at))
+        at = asg.assigned_at[lead] + days(
+            rng.exponential(P.POST_ENGAGEMENT_MEAN_DAYS, lead.shape[0])
+        )
+        parts.append(
+            Events(
+                lead, np.full(lead.shape[0], kind), _random_details(rng, kind, lead.shape[0]), at
+            )
+        )
     met = booked_at != NEVER
     for name, mean in P.POST_MEETING_EVENTS.items():
         kind = ENGAGEMENT_KINDS.index(name)
         lead = _counted(rng, np.where(met, mean, 0.0))
         at = booked_at[lead] + days(rng.exponential(P.POST_MEETING_MEAN_DAYS, lead.shape[0]))
         at = np.maximum(at, booked_at[lead] + 60)
-        parts.append(Events(lead, np.full(lead.shape[0], kind),
-                            _random_details(rng, kind, lead.shape[0]), at))
+        parts.append(
+            Events(
+                lead, np.full(lead.shape[0], kind), _random_details(rng, kind, lead.shape[0]), at
+            )
+        )
     return Events.concat(parts)
 
 
 def sales_email_clicks(touches: Touches, leads: Leads, rng: np.random.Generator) -> Events:
     """Clicks on delivered sales emails (more likely from high-intent leads)."""
     delivered = np.isin(touches.kind, EMAIL_CHANNEL) & (
-        touches.status == TOUCH_STATUSES.index("completed"))
+        touches.status == TOUCH_STATUSES.index("completed")
+    )
     idx = np.flatnonzero(delivered)
     p = P.EMAIL_CLICK_BASE * 2.0 * sigmoid(leads.intent[touches.lead[idx]])
     idx = idx[rng.random(idx.shape[0]) < p]
     at = touches.at[idx] + 60 + days(rng.exponential(4.0 / 24, idx.shape[0]))
-    return Events(touches.lead[idx].copy(), np.full(idx.shape[0],
-                                                    ENGAGEMENT_KINDS.index("email_click")),
-                  np.full(idx.shape[0], SALES_CLICK_DETAIL), at)
+    return Events(
+        touches.lead[idx].copy(),
+        np.full(idx.shape[0], ENGAGEMENT_KINDS.index("email_click")),
+        np.full(idx.shape[0], SALES_CLICK_DETAIL),
+        at,
+    )
 
 
 def plan_touches(asg: Assignment, rng: np.random.Generator) -> TouchPlan:
@@ -206,8 +229,9 @@ def plan_touches(asg: Assignment, rng: np.random.Generator) -> TouchPlan:
     )
 
 
-def realise_touches(plan: TouchPlan, leads: Leads, stop_at: np.ndarray, now: int,
-                    rng: np.random.Generator) -> Touches:
+def realise_touches(
+    plan: TouchPlan, leads: Leads, stop_at: np.ndarray, now: int, rng: np.random.Generator
+) -> Touches:
     """Apply stopping rules and draw statuses and call durations.
 
     Args:
@@ -231,9 +255,11 @@ def realise_touches(plan: TouchPlan, leads: Leads, stop_at: np.ndarray, now: int
     no_phone = np.equal(leads.phone[lead], None)
     p_no_answer = np.where(no_phone, P.CALL_NO_ANSWER_NO_PHONE, P.CALL_NO_ANSWER)
     no_answer = is_call & (rng.random(n) < p_no_answer)
-    status = np.select([bounced, no_answer], [TOUCH_STATUSES.index("bounced"),
-                                              TOUCH_STATUSES.index("no_answer")],
-                       default=TOUCH_STATUSES.index("completed"))
+    status = np.select(
+        [bounced, no_answer],
+        [TOUCH_STATUSES.index("bounced"), TOUCH_STATUSES.index("no_answer")],
+        default=TOUCH_STATUSES.index("completed"),
+    )
     talk = np.exp(rng.normal(np.log(240.0), 0.6, n))
     ring = rng.uniform(15, 45, n)
     duration = np.where(is_call, np.rint(np.where(no_answer, ring, talk)), np.nan)

@@ -106,8 +106,11 @@ def uplift(f: Features, p0: np.ndarray) -> np.ndarray:
     unengaged = ~engaged & ~f.content_engaged & (f.page_views <= 2)
     # Near-certain leads move little either way; lost causes respond little to a pitch.
     saturation = 1.0 / (1.0 + (p0 / P.P0_SATURATION) ** 3)
-    damp = saturation * np.where(poor_fit & unengaged, P.LOST_CAUSE_SHRINK,
-                                 np.where(poor_fit | unengaged, P.HALF_LOST_SHRINK, 1.0))
+    damp = saturation * np.where(
+        poor_fit & unengaged,
+        P.LOST_CAUSE_SHRINK,
+        np.where(poor_fit | unengaged, P.HALF_LOST_SHRINK, 1.0),
+    )
 
     positive = {
         "email_sequence": P.TAU_EMAIL_BASE + P.TAU_EMAIL_CONTENT * f.content_engaged,
@@ -121,8 +124,11 @@ def uplift(f: Features, p0: np.ndarray) -> np.ndarray:
         "offer": P.TAU_OFFER_BASE + P.TAU_OFFER_SMALL_CD * (small & tier_cd),
     }
     partner = f.source == LEAD_SOURCES.index("Partner")
-    common = (_keep(P.HARM_OPT_OUT * f.opt_out) * _keep(P.HARM_EXEC_BIG * (executive & big))
-              * _keep(P.HARM_PARTNER * partner))
+    common = (
+        _keep(P.HARM_OPT_OUT * f.opt_out)
+        * _keep(P.HARM_EXEC_BIG * (executive & big))
+        * _keep(P.HARM_PARTNER * partner)
+    )
     keep = {
         "email_sequence": common,
         "call_first": common * _keep(P.HARM_CALL_CLEVEL_BIG * ((seen == C_LEVEL) & big)),
@@ -153,9 +159,15 @@ def segments(p0: np.ndarray, tau: np.ndarray, params: WorldParams) -> np.ndarray
     """
     best = tau.max(axis=1)
     return np.select(
-        [best >= params.persuadable_tau, best <= params.do_not_disturb_tau,
-         p0 >= params.sure_thing_p0],
-        [SEGMENTS.index("persuadable"), SEGMENTS.index("do_not_disturb"),
-         SEGMENTS.index("sure_thing")],
+        [
+            best >= params.persuadable_tau,
+            best <= params.do_not_disturb_tau,
+            p0 >= params.sure_thing_p0,
+        ],
+        [
+            SEGMENTS.index("persuadable"),
+            SEGMENTS.index("do_not_disturb"),
+            SEGMENTS.index("sure_thing"),
+        ],
         default=SEGMENTS.index("lost_cause"),
     )

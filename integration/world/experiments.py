@@ -43,8 +43,9 @@ def experiment_ids() -> tuple[str, ...]:
     return tuple(f"{a}_v1" for a in ACTIONS)
 
 
-def permuted_blocks(rng: np.random.Generator, strata: np.ndarray, sizes: np.ndarray,
-                    block: int) -> np.ndarray:
+def permuted_blocks(
+    rng: np.random.Generator, strata: np.ndarray, sizes: np.ndarray, block: int
+) -> np.ndarray:
     """Mark one control per block of `block` similar-sized units inside each stratum.
 
     A trailing partial block of k units gets its control with probability k / block,
@@ -62,8 +63,9 @@ def permuted_blocks(rng: np.random.Generator, strata: np.ndarray, sizes: np.ndar
     return (pos % block) == chosen[block_id]
 
 
-def assign_experiments(leads: Leads, accounts: Accounts, params: WorldParams,
-                       rng: np.random.Generator) -> Assignment:
+def assign_experiments(
+    leads: Leads, accounts: Accounts, params: WorldParams, rng: np.random.Generator
+) -> Assignment:
     """Randomize units into experiments and arms and time each lead's assignment.
 
     Args:

@@ -85,8 +85,9 @@ class _Funnel:
     events: Events
 
 
-def generate_world(n_leads: int = 20_000, seed: int = 7, now: datetime | None = None,
-                   **overrides: float) -> World:
+def generate_world(
+    n_leads: int = 20_000, seed: int = 7, now: datetime | None = None, **overrides: float
+) -> World:
     """Generate a synthetic B2B funnel whose propensity and uplift are known.
 
     Output is a pure function of the arguments: same inputs, identical frames.
@@ -104,8 +105,10 @@ def generate_world(n_leads: int = 20_000, seed: int = 7, now: datetime | None = 
         ValueError: on a non-UTC `now`, fewer than one lead, or an unusable control share.
     """
     params = WorldParams(n_leads=n_leads, seed=seed, now=now or DEFAULT_NOW, **overrides)
-    rng = {name: Generator(PCG64(s))
-           for name, s in zip(STEPS, SeedSequence(seed).spawn(len(STEPS)), strict=True)}
+    rng = {
+        name: Generator(PCG64(s))
+        for name, s in zip(STEPS, SeedSequence(seed).spawn(len(STEPS)), strict=True)
+    }
 
     users = make_users(params, rng["population"])
     leads, accounts = make_population(params, users, rng["population"])
@@ -121,58 +124,92 @@ def generate_world(n_leads: int = 20_000, seed: int = 7, now: datetime | None = 
     lead_modified = _edited(_last_lead_change(leads, asg, funnel), now_s, rng["edits"])
     opps = funnel.opportunities
     acc_last = group_max(leads.account[opps.lead], opps.modified_at, accounts.n, 0)
-    accounts.modified_at = _edited(np.maximum(accounts.created_at, acc_last), now_s,
-                                   rng["edits"])
+    accounts.modified_at = _edited(np.maximum(accounts.created_at, acc_last), now_s, rng["edits"])
 
     crm = CrmSeed(
         now=params.now,
         users=users.frame,
         queues=make_queues(),
         accounts=frames.accounts_frame(accounts),
-        leads=frames.leads_frame(leads, asg, owner, current_status(leads.n, funnel.changes),
-                                 lead_modified, funnel.converted_at, funnel.opportunity_key),
+        leads=frames.leads_frame(
+            leads,
+            asg,
+            owner,
+            current_status(leads.n, funnel.changes),
+            lead_modified,
+            funnel.converted_at,
+            funnel.opportunity_key,
+        ),
         status_changes=frames.status_changes_frame(funnel.changes),
         touches=frames.touches_frame(funnel.touches, owner),
         engagements=frames.engagements_frame(funnel.events),
-        meetings=frames.meetings_frame(leads, accounts, funnel.met, meeting_owner,
-                                       funnel.booked_at, funnel.start_at, rng["outcomes"]),
+        meetings=frames.meetings_frame(
+            leads,
+            accounts,
+            funnel.met,
+            meeting_owner,
+            funnel.booked_at,
+            funnel.start_at,
+            rng["outcomes"],
+        ),
         opportunities=frames.opportunities_frame(opps, leads, accounts, meeting_owner),
     )
     crm.validate()
-    truth_frame = frames.truth_frame(leads, asg, truth.p0, truth.tau, truth.p_assigned,
-                                     segments(truth.p0, truth.tau, params), funnel.meeting)
+    truth_frame = frames.truth_frame(
+        leads,
+        asg,
+        truth.p0,
+        truth.tau,
+        truth.p_assigned,
+        segments(truth.p0, truth.tau, params),
+        funnel.meeting,
+    )
     return World(seed=crm, truth=truth_frame, params=params)
 
 
-def _draw_truth(leads: Leads, accounts: Accounts, asg: Assignment, tier: np.ndarray,
-                params: WorldParams, rng: np.random.Generator) -> tuple[_Truth, WorldParams]:
+def _draw_truth(
+    leads: Leads,
+    accounts: Accounts,
+    asg: Assignment,
+    tier: np.ndarray,
+    params: WorldParams,
+    rng: np.random.Generator,
+) -> tuple[_Truth, WorldParams]:
     """p0 and tau from what was observable at assignment (plus latent intent)."""
     pre = pre_assignment(leads, asg, rng)
     features = _features(leads, accounts, pre, tier)
     logit = baseline_logit(features)
     if math.isnan(params.p0_intercept):
-        params = replace(params,
-                         p0_intercept=calibrate_intercept(logit, params.target_base_rate))
+        params = replace(params, p0_intercept=calibrate_intercept(logit, params.target_base_rate))
     p0 = sigmoid(params.p0_intercept + logit)
     tau = uplift(features, p0)
     own = tau[np.arange(leads.n), asg.experiment]
     # Overrides got a call, so they answer like call_first; the rest as their arm.
-    p_assigned = np.where(asg.override, p0 + tau[:, ACTIONS.index("call_first")],
-                          np.where(asg.treated, p0 + own, p0))
+    p_assigned = np.where(
+        asg.override, p0 + tau[:, ACTIONS.index("call_first")], np.where(asg.treated, p0 + own, p0)
+    )
     return _Truth(p0, tau, p_assigned, pre), params
 
 
-def _run_funnel(leads: Leads, accounts: Accounts, asg: Assignment, tier: np.ndarray,
-                truth: _Truth, params: WorldParams,
-                rng: dict[str, np.random.Generator]) -> _Funnel:
+def _run_funnel(
+    leads: Leads,
+    accounts: Accounts,
+    asg: Assignment,
+    tier: np.ndarray,
+    truth: _Truth,
+    params: WorldParams,
+    rng: dict[str, np.random.Generator],
+) -> _Funnel:
     """Touches, meetings, opportunities, disqualifications, status history, engagement."""
     now = epoch_seconds(params.now)
     plan = plan_touches(asg, rng["touches"])
     meetings = draw_meetings(truth.p_assigned, plan.first_at, asg, now, params, rng["outcomes"])
-    disqualified_at = draw_disqualification(leads, tier, plan.first_at, meetings, now,
-                                            rng["outcomes"])
-    touches = realise_touches(plan, leads, np.minimum(meetings.booked_at, disqualified_at),
-                              now, rng["touches"])
+    disqualified_at = draw_disqualification(
+        leads, tier, plan.first_at, meetings, now, rng["outcomes"]
+    )
+    touches = realise_touches(
+        plan, leads, np.minimum(meetings.booked_at, disqualified_at), now, rng["touches"]
+    )
 
     booked_at = np.where(meetings.observed, meetings.booked_at, NEVER)
     met = np.flatnonzero(meetings.observed)
@@ -187,15 +224,24 @@ def _run_funnel(leads: Leads, accounts: Accounts, asg: Assignment, tier: np.ndar
     first_touch = group_min(touches.lead, touches.at, leads.n, NEVER)
     changes = status_history(leads.n, first_touch, booked_at, converted_at, disqualified_at)
 
-    events = Events.concat([
-        truth.pre_events,
-        post_assignment(leads, asg, booked_at, rng["engagement"]),
-        sales_email_clicks(touches, leads, rng["engagement"]),
-    ])
+    events = Events.concat(
+        [
+            truth.pre_events,
+            post_assignment(leads, asg, booked_at, rng["engagement"]),
+            sales_email_clicks(touches, leads, rng["engagement"]),
+        ]
+    )
     return _Funnel(
-        touches=touches, meeting=meetings.observed, booked_at=booked_at, met=met,
-        start_at=start_at, opportunities=opps, converted_at=converted_at,
-        opportunity_key=opportunity_key, changes=changes, events=events.keep(events.at <= now),
+        touches=touches,
+        meeting=meetings.observed,
+        booked_at=booked_at,
+        met=met,
+        start_at=start_at,
+        opportunities=opps,
+        converted_at=converted_at,
+        opportunity_key=opportunity_key,
+        changes=changes,
+        events=events.keep(events.at <= now),
     )
 
 
@@ -223,13 +269,15 @@ def _features(leads: Leads, accounts: Accounts, pre: Events, tier: np.ndarray) -
 def _last_lead_change(leads: Leads, asg: Assignment, funnel: _Funnel) -> np.ndarray:
     """Latest time anything touched the lead record (routing, activity, status)."""
     n = leads.n
-    return np.maximum.reduce([
-        leads.created_at,
-        np.where(asg.assigned, asg.assigned_at, 0),  # routing sets the owner
-        group_max(funnel.touches.lead, funnel.touches.at, n, 0),
-        group_max(funnel.events.lead, funnel.events.at, n, 0),
-        group_max(funnel.changes.lead, funnel.changes.at, n, 0),
-    ])
+    return np.maximum.reduce(
+        [
+            leads.created_at,
+            np.where(asg.assigned, asg.assigned_at, 0),  # routing sets the owner
+            group_max(funnel.touches.lead, funnel.touches.at, n, 0),
+            group_max(funnel.events.lead, funnel.events.at, n, 0),
+            group_max(funnel.changes.lead, funnel.changes.at, n, 0),
+        ]
+    )
 
 
 def _edited(last_change: np.ndarray, now: int, rng: np.random.Generator) -> np.ndarray:
@@ -240,8 +288,9 @@ def _edited(last_change: np.ndarray, now: int, rng: np.random.Generator) -> np.n
     return np.minimum(np.where(rng.random(n) < 0.2, later, modified), now)
 
 
-def _lead_owners(leads: Leads, accounts: Accounts, users: Users, asg: Assignment,
-                 rng: np.random.Generator) -> np.ndarray:
+def _lead_owners(
+    leads: Leads, accounts: Accounts, users: Users, asg: Assignment, rng: np.random.Generator
+) -> np.ndarray:
     # Leads wait with the marketing-automation user until routing assigns them; best-fit
     # accounts' contacts often go straight to the account's AE, the rest to an SDR.
     n = leads.n
@@ -253,8 +302,9 @@ def _lead_owners(leads: Leads, accounts: Accounts, users: Users, asg: Assignment
     return np.where(asg.assigned, owner, users.marketing)
 
 
-def _meeting_owners(leads: Leads, accounts: Accounts, users: Users,
-                    rng: np.random.Generator) -> np.ndarray:
+def _meeting_owners(
+    leads: Leads, accounts: Accounts, users: Users, rng: np.random.Generator
+) -> np.ndarray:
     # The account's AE takes the meeting; a free-mail lead's goes to any closer.
     closers = np.concatenate([users.ae, users.senior_ae])
     any_ae = closers[rng.integers(0, closers.shape[0], leads.n)]

@@ -58,8 +58,14 @@ class StatusChanges:
     at: np.ndarray
 
 
-def draw_meetings(p: np.ndarray, first_touch: np.ndarray, asg: Assignment, now: int,
-                  params: P.WorldParams, rng: np.random.Generator) -> Meetings:
+def draw_meetings(
+    p: np.ndarray,
+    first_touch: np.ndarray,
+    asg: Assignment,
+    now: int,
+    params: P.WorldParams,
+    rng: np.random.Generator,
+) -> Meetings:
     """Draw whether and when each assigned lead books a meeting.
 
     Args:
@@ -80,8 +86,14 @@ def draw_meetings(p: np.ndarray, first_touch: np.ndarray, asg: Assignment, now: 
     return Meetings(potential, booked_at, potential & (booked_at <= now))
 
 
-def draw_disqualification(leads: Leads, tier: np.ndarray, first_touch: np.ndarray,
-                          meetings: Meetings, now: int, rng: np.random.Generator) -> np.ndarray:
+def draw_disqualification(
+    leads: Leads,
+    tier: np.ndarray,
+    first_touch: np.ndarray,
+    meetings: Meetings,
+    now: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """Time an SDR disqualified each lead after a touch (NEVER if not, or not yet).
 
     Only leads that will not meet are disqualified; poor fit makes it likelier.
@@ -96,12 +108,16 @@ def draw_disqualification(leads: Leads, tier: np.ndarray, first_touch: np.ndarra
     """
     n = leads.n
     eligible = (first_touch <= now) & ~meetings.potential
-    logit = (P.DISQUALIFY_BASE + np.array(P.DISQUALIFY_TIER)[tier]
-             + P.DISQUALIFY_INDIVIDUAL * (leads.seniority == INDIVIDUAL)
-             + P.DISQUALIFY_INTENT * leads.intent)
+    logit = (
+        P.DISQUALIFY_BASE
+        + np.array(P.DISQUALIFY_TIER)[tier]
+        + P.DISQUALIFY_INDIVIDUAL * (leads.seniority == INDIVIDUAL)
+        + P.DISQUALIFY_INTENT * leads.intent
+    )
     chosen = eligible & (rng.random(n) < sigmoid(logit))
     at = np.where(first_touch == NEVER, 0, first_touch) + days(
-        rng.uniform(*P.DISQUALIFY_DELAY_DAYS, n))
+        rng.uniform(*P.DISQUALIFY_DELAY_DAYS, n)
+    )
     return np.where(chosen & (at <= now), at, NEVER)
 
 
@@ -111,9 +127,14 @@ def meeting_starts(booked_at: np.ndarray, rng: np.random.Generator) -> np.ndarra
     return start - start % 1800
 
 
-def draw_opportunities(lead: np.ndarray, start_at: np.ndarray, tier: np.ndarray,
-                       employees: np.ndarray, now: int,
-                       rng: np.random.Generator) -> Opportunities:
+def draw_opportunities(
+    lead: np.ndarray,
+    start_at: np.ndarray,
+    tier: np.ndarray,
+    employees: np.ndarray,
+    now: int,
+    rng: np.random.Generator,
+) -> Opportunities:
     """Turn held meetings into opportunities and close them (or leave them open).
 
     Args:
@@ -130,8 +151,13 @@ def draw_opportunities(lead: np.ndarray, start_at: np.ndarray, tier: np.ndarray,
     lead, created, tier, employees = lead[made], created[made], tier[made], employees[made]
     k = lead.shape[0]
     size = np.where(np.isnan(employees), 90.0, employees)
-    amount = np.round(P.AMOUNT_BASE * (size / 100.0) ** P.AMOUNT_SIZE_EXPONENT
-                      * np.where(tier == 0, 1.3, 1.0) * np.exp(rng.normal(0, 0.35, k)), -2)
+    amount = np.round(
+        P.AMOUNT_BASE
+        * (size / 100.0) ** P.AMOUNT_SIZE_EXPONENT
+        * np.where(tier == 0, 1.3, 1.0)
+        * np.exp(rng.normal(0, 0.35, k)),
+        -2,
+    )
     amount = np.maximum(amount, 1_000.0)
     close = created + days(rng.uniform(*P.CLOSE_DAYS, k))
     closed = close <= now
@@ -139,20 +165,34 @@ def draw_opportunities(lead: np.ndarray, start_at: np.ndarray, tier: np.ndarray,
     # Open deals sit in the stage matching how far through their cycle they are.
     progress = np.clip((now - created) / np.maximum(close - created, 1), 0.0, 0.999)
     open_stage = np.floor(progress * 3).astype(np.int64)  # qualification/proposal/negotiation
-    stage = np.where(closed, np.where(won, OPPORTUNITY_STAGES.index("closed_won"),
-                                      OPPORTUNITY_STAGES.index("closed_lost")), open_stage)
+    stage = np.where(
+        closed,
+        np.where(
+            won, OPPORTUNITY_STAGES.index("closed_won"), OPPORTUNITY_STAGES.index("closed_lost")
+        ),
+        open_stage,
+    )
     stage_entered = created + (open_stage * (close - created)) // 3
     modified = np.where(closed, close, stage_entered)
     order = np.argsort(created, kind="stable")
     return Opportunities(
-        lead=lead[order], created_at=created[order], amount=amount[order], stage=stage[order],
-        close_date=floor_day(close)[order], closed_at=np.where(closed, close, NEVER)[order],
+        lead=lead[order],
+        created_at=created[order],
+        amount=amount[order],
+        stage=stage[order],
+        close_date=floor_day(close)[order],
+        closed_at=np.where(closed, close, NEVER)[order],
         modified_at=modified[order],
     )
 
 
-def status_history(n: int, first_touch: np.ndarray, booked_at: np.ndarray,
-                   converted_at: np.ndarray, disqualified_at: np.ndarray) -> StatusChanges:
+def status_history(
+    n: int,
+    first_touch: np.ndarray,
+    booked_at: np.ndarray,
+    converted_at: np.ndarray,
+    disqualified_at: np.ndarray,
+) -> StatusChanges:
     """Every status transition, from the times at which they happened.
 
     Args:
@@ -171,8 +211,12 @@ def status_history(n: int, first_touch: np.ndarray, booked_at: np.ndarray,
     parts = [
         (lead[touched], s["new"], s["working"], first_touch[touched]),
         # Untouched leads who book go straight from new to meeting_booked.
-        (lead[met], np.where(touched[met], s["working"], s["new"]), s["meeting_booked"],
-         booked_at[met]),
+        (
+            lead[met],
+            np.where(touched[met], s["working"], s["new"]),
+            s["meeting_booked"],
+            booked_at[met],
+        ),
         (lead[conv], s["meeting_booked"], s["converted"], converted_at[conv]),
         (lead[disq], s["working"], s["disqualified"], disqualified_at[disq]),
     ]

@@ -32,9 +32,7 @@ from .sampling import (
 # Flattened country table: one row per country with its region and dialling code.
 COUNTRY_CODES = tuple(c for r in REGIONS for c, _, _ in V.COUNTRIES[r])
 COUNTRY_REGION = np.array([REGIONS.index(r) for r in REGIONS for _ in V.COUNTRIES[r]])
-COUNTRY_WEIGHT = np.array(
-    [P.REGION_WEIGHTS[r] * w for r in REGIONS for _, w, _ in V.COUNTRIES[r]]
-)
+COUNTRY_WEIGHT = np.array([P.REGION_WEIGHTS[r] * w for r in REGIONS for _, w, _ in V.COUNTRIES[r]])
 COUNTRY_DIAL = np.array([d for r in REGIONS for _, _, d in V.COUNTRIES[r]])
 OUTBOUND = LEAD_SOURCES.index("Outbound List")
 SIZE_EDGES = np.array([10, 50, 200, 1000, 5000])  # upper bounds of SIZE_BANDS but the last
@@ -218,13 +216,15 @@ def make_accounts(n_accounts: int, users: Users, rng: np.random.Generator) -> Ac
     n = n_accounts
     industry = weighted_choice(rng, [P.INDUSTRY_WEIGHTS[i] for i in INDUSTRIES], n)
     industry = blank_out(rng, industry, P.INDUSTRY_MISSING)
-    employees = np.maximum(1.0, np.round(np.exp(rng.normal(P.EMPLOYEES_LOG_MEDIAN,
-                                                           P.EMPLOYEES_LOG_SD, n))))
+    employees = np.maximum(
+        1.0, np.round(np.exp(rng.normal(P.EMPLOYEES_LOG_MEDIAN, P.EMPLOYEES_LOG_SD, n)))
+    )
     employees = np.minimum(employees, 400_000.0)
     employees[rng.random(n) < P.EMPLOYEES_MISSING] = np.nan
     size_band = _size_band(employees)
-    rev_per = table(INDUSTRIES, P.REVENUE_PER_EMPLOYEE,
-                    float(np.mean(list(P.REVENUE_PER_EMPLOYEE.values()))))[industry]
+    rev_per = table(
+        INDUSTRIES, P.REVENUE_PER_EMPLOYEE, float(np.mean(list(P.REVENUE_PER_EMPLOYEE.values())))
+    )[industry]
     revenue = np.round(employees * rev_per * np.exp(rng.normal(0, 0.4, n)), -3)
     revenue[rng.random(n) < P.REVENUE_MISSING_EXTRA] = np.nan
     country = weighted_choice(rng, COUNTRY_WEIGHT, n)
@@ -252,10 +252,18 @@ def make_accounts(n_accounts: int, users: Users, rng: np.random.Generator) -> Ac
     domain = _unique_domains(slug)
     placeholder = np.zeros(n, dtype=np.int64)
     return Accounts(
-        industry=industry, employees=employees, size_band=size_band, revenue=revenue,
-        country=country, tier=tier, owner=owner, name=name.astype(object),
-        brand=brand.astype(object), domain=domain.astype(object),
-        created_at=placeholder, modified_at=placeholder.copy(),
+        industry=industry,
+        employees=employees,
+        size_band=size_band,
+        revenue=revenue,
+        country=country,
+        tier=tier,
+        owner=owner,
+        name=name.astype(object),
+        brand=brand.astype(object),
+        domain=domain.astype(object),
+        created_at=placeholder,
+        modified_at=placeholder.copy(),
     )
 
 
@@ -276,16 +284,18 @@ def _assign_accounts(rng: np.random.Generator, accounts: Accounts, n_attached: i
     return rng.permutation(np.concatenate([np.arange(accounts.n), extra]))
 
 
-def _titles(rng: np.random.Generator, seniority: np.ndarray, department: np.ndarray,
-            employees: np.ndarray) -> np.ndarray:
+def _titles(
+    rng: np.random.Generator, seniority: np.ndarray, department: np.ndarray, employees: np.ndarray
+) -> np.ndarray:
     cells = [(s, d) for s in V.SENIORITIES for d in V.DEPARTMENTS]
     flat = np.array([t for c in cells for t in V.TITLES[c]], dtype=object)
     counts = np.array([len(V.TITLES[c]) for c in cells])
     offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     cell = seniority * len(V.DEPARTMENTS) + department
     title = flat[offsets[cell] + (rng.random(cell.shape[0]) * counts[cell]).astype(np.int64)]
-    founder = (seniority == 0) & (employees <= 10) & (rng.random(cell.shape[0])
-                                                      < P.FOUNDER_SHARE_SMALL)
+    founder = (
+        (seniority == 0) & (employees <= 10) & (rng.random(cell.shape[0]) < P.FOUNDER_SHARE_SMALL)
+    )
     founders = np.array(V.FOUNDER_TITLES, dtype=object)
     title[founder] = founders[rng.integers(0, len(founders), int(founder.sum()))]
     return title
@@ -302,8 +312,9 @@ def _phones(rng: np.random.Generator, country: np.ndarray) -> np.ndarray:
     return out.astype(object)
 
 
-def make_population(params: P.WorldParams, users: Users,
-                    rng: np.random.Generator) -> tuple[Leads, Accounts]:
+def make_population(
+    params: P.WorldParams, users: Users, rng: np.random.Generator
+) -> tuple[Leads, Accounts]:
     """Draw accounts, the contacts attached to them and the free-mail leads.
 
     Args:
@@ -317,15 +328,17 @@ def make_population(params: P.WorldParams, users: Users,
     n = params.n_leads
     n_free = _free_mail_count(params)
     accounts = make_accounts(account_count(params), users, rng)
-    account = rng.permutation(np.concatenate([_assign_accounts(rng, accounts, n - n_free),
-                                              np.full(n_free, MISSING)]))
+    account = rng.permutation(
+        np.concatenate([_assign_accounts(rng, accounts, n - n_free), np.full(n_free, MISSING)])
+    )
     created = _creation_times(params, rng, n)
     account = _key_accounts_by_creation(accounts, account, created, rng)
     return _draw_leads(accounts, account, created, rng), accounts
 
 
-def _key_accounts_by_creation(accounts: Accounts, account: np.ndarray, created: np.ndarray,
-                              rng: np.random.Generator) -> np.ndarray:
+def _key_accounts_by_creation(
+    accounts: Accounts, account: np.ndarray, created: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Time accounts just before their first lead and re-key them in creation order.
 
     Reorders `accounts` in place (a CRM autonumber grows with time) and returns the
@@ -338,16 +351,27 @@ def _key_accounts_by_creation(accounts: Accounts, account: np.ndarray, created: 
     order = np.argsort(acc_created, kind="stable")
     new_key = np.empty(accounts.n, dtype=np.int64)
     new_key[order] = np.arange(accounts.n)
-    for field in ("industry", "employees", "size_band", "revenue", "country", "tier", "owner",
-                  "name", "brand", "domain"):
+    for field in (
+        "industry",
+        "employees",
+        "size_band",
+        "revenue",
+        "country",
+        "tier",
+        "owner",
+        "name",
+        "brand",
+        "domain",
+    ):
         setattr(accounts, field, getattr(accounts, field)[order])
     accounts.created_at = acc_created[order]
     accounts.modified_at = accounts.created_at.copy()
     return np.where(attached, new_key[np.maximum(account, 0)], MISSING)
 
 
-def _draw_leads(accounts: Accounts, account: np.ndarray, created: np.ndarray,
-                rng: np.random.Generator) -> Leads:
+def _draw_leads(
+    accounts: Accounts, account: np.ndarray, created: np.ndarray, rng: np.random.Generator
+) -> Leads:
     n = account.shape[0]
     attached = account != MISSING
     acc = np.maximum(account, 0)
@@ -360,8 +384,9 @@ def _draw_leads(accounts: Accounts, account: np.ndarray, created: np.ndarray,
         weighted_choice(rng, [P.SOURCE_WEIGHTS_FREE_MAIL[s] for s in LEAD_SOURCES], n),
     )
     small = employees <= 50
-    sen_probs = np.where(small[:, None], np.array(P.SENIORITY_WEIGHTS_SMALL),
-                         np.array(P.SENIORITY_WEIGHTS))
+    sen_probs = np.where(
+        small[:, None], np.array(P.SENIORITY_WEIGHTS_SMALL), np.array(P.SENIORITY_WEIGHTS)
+    )
     seniority = rowwise_choice(rng, sen_probs)
     department = weighted_choice(rng, P.DEPARTMENT_WEIGHTS, n)
     intent = (
@@ -390,28 +415,47 @@ def _draw_leads(accounts: Accounts, account: np.ndarray, created: np.ndarray,
     first = rng.integers(0, len(V.FIRST_NAMES), n)
     last = rng.integers(0, len(V.LAST_NAMES), n)
     return Leads(
-        account=account, created_at=created,
+        account=account,
+        created_at=created,
         first_name=np.array(V.FIRST_NAMES, dtype=object)[first],
         last_name=np.array(V.LAST_NAMES, dtype=object)[last],
-        email=_emails(rng, accounts, account, first, last), phone=phone,
-        seniority=seniority, department=department, title=title,
-        company=_typed_company(rng, accounts, account), source=source, source_seen=source_seen,
-        country=country, intent=intent, opt_out=opt_out, invalid_email=invalid_email,
+        email=_emails(rng, accounts, account, first, last),
+        phone=phone,
+        seniority=seniority,
+        department=department,
+        title=title,
+        company=_typed_company(rng, accounts, account),
+        source=source,
+        source_seen=source_seen,
+        country=country,
+        intent=intent,
+        opt_out=opt_out,
+        invalid_email=invalid_email,
     )
 
 
-def _emails(rng: np.random.Generator, accounts: Accounts, account: np.ndarray,
-            first: np.ndarray, last: np.ndarray) -> np.ndarray:
+def _emails(
+    rng: np.random.Generator,
+    accounts: Accounts,
+    account: np.ndarray,
+    first: np.ndarray,
+    last: np.ndarray,
+) -> np.ndarray:
     attached = account != MISSING
     free_domain = weighted_choice(rng, V.FREE_MAIL_WEIGHTS, account.shape[0])
     domain_id = np.where(attached, account, accounts.n + free_domain)
     rank = duplicate_rank(first, last, domain_id)
-    local = np.strings.add(np.strings.add(np.strings.lower(np.array(V.FIRST_NAMES))[first], "."),
-                           np.strings.lower(np.array(V.LAST_NAMES))[last])
+    local = np.strings.add(
+        np.strings.add(np.strings.lower(np.array(V.FIRST_NAMES))[first], "."),
+        np.strings.lower(np.array(V.LAST_NAMES))[last],
+    )
     # The second John Smith at a domain becomes john.smith2 (names hold no digits).
     local = np.where(rank > 0, np.strings.add(local, (rank + 1).astype("U")), local)
-    domain = np.where(attached, accounts.domain[np.maximum(account, 0)],
-                      np.array(V.FREE_MAIL_DOMAINS, dtype=object)[free_domain])
+    domain = np.where(
+        attached,
+        accounts.domain[np.maximum(account, 0)],
+        np.array(V.FREE_MAIL_DOMAINS, dtype=object)[free_domain],
+    )
     return np.strings.add(np.strings.add(local, "@"), domain.astype(str)).astype(object)
 
 
@@ -422,17 +466,18 @@ def _typed_company(rng: np.random.Generator, accounts: Accounts, account: np.nda
     typed = accounts.name[acc].copy()
     u = rng.random(n)
     lower = u < P.COMPANY_TYPED_LOWER
-    brand_only = (u >= P.COMPANY_TYPED_LOWER) & (u < P.COMPANY_TYPED_LOWER
-                                                 + P.COMPANY_TYPED_BRAND)
+    brand_only = (u >= P.COMPANY_TYPED_LOWER) & (u < P.COMPANY_TYPED_LOWER + P.COMPANY_TYPED_BRAND)
     typed[lower] = np.strings.lower(typed[lower].astype(str)).astype(object)
     typed[brand_only] = accounts.brand[acc][brand_only]
     # Personal-address leads type a company we have no account for, or that they freelance.
     free = np.flatnonzero(~attached)
     k = free.shape[0]
-    free_names = np.strings.add(np.strings.add(_brand_names(rng, k), " "),
-                                _nouns(rng, np.full(k, MISSING))).astype(object)
+    free_names = np.strings.add(
+        np.strings.add(_brand_names(rng, k), " "), _nouns(rng, np.full(k, MISSING))
+    ).astype(object)
     freelance = np.array(V.FREELANCE_COMPANIES, dtype=object)[
-        rng.integers(0, len(V.FREELANCE_COMPANIES), k)]
+        rng.integers(0, len(V.FREELANCE_COMPANIES), k)
+    ]
     typed[free] = np.where(rng.random(k) < 0.25, freelance, free_names)
     return typed
 

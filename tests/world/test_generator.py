@@ -24,9 +24,24 @@ from integration.world import ACTIONS, DEFAULT_NOW, SEGMENTS, World, generate_wo
 
 N = 20_000
 TRUTH_COLUMNS = (
-    "lead_key", "unit_key", "experiment_id", "arm", "action", "assigned_at", "override",
-    "intent", "invalid_email", "p0", "tau_email_sequence", "tau_call_first",
-    "tau_linkedin_touch", "tau_offer", "p_assigned", "best_action", "best_tau", "segment",
+    "lead_key",
+    "unit_key",
+    "experiment_id",
+    "arm",
+    "action",
+    "assigned_at",
+    "override",
+    "intent",
+    "invalid_email",
+    "p0",
+    "tau_email_sequence",
+    "tau_call_first",
+    "tau_linkedin_touch",
+    "tau_offer",
+    "p_assigned",
+    "best_action",
+    "best_tau",
+    "segment",
     "meeting",
 )
 # Timestamps that record something that already happened (must be <= now).
@@ -52,7 +67,8 @@ def leads(world: World) -> pd.DataFrame:
     """Seed leads joined with truth and account tier (test convenience only)."""
     tier = world.seed.leads.account_key.map(world.seed.accounts.set_index("account_key").tier)
     return world.seed.leads.join(world.truth.drop(columns="lead_key")).assign(
-        tier=tier.fillna("none"))
+        tier=tier.fillna("none")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +107,19 @@ def test_every_timestamp_is_utc_and_nothing_happened_after_now(world: World) -> 
 
 
 def test_seed_holds_no_truth(world: World) -> None:
-    truth_only = {"intent", "p0", "p_assigned", "segment", "best_action", "best_tau",
-                  "invalid_email", "override", "unit_key", "arm", "meeting"}
+    truth_only = {
+        "intent",
+        "p0",
+        "p_assigned",
+        "segment",
+        "best_action",
+        "best_tau",
+        "invalid_email",
+        "override",
+        "unit_key",
+        "arm",
+        "meeting",
+    }
     truth_only |= {f"tau_{a}" for a in ACTIONS}
     for name in SEED_COLUMNS:
         assert not truth_only & set(getattr(world.seed, name).columns), name
@@ -131,8 +158,17 @@ def test_population_shape(world: World, leads: pd.DataFrame) -> None:
     assert tier_share.idxmax() == "D"
     assert 0.85 <= s.leads.account_key.notna().mean() <= 0.95
     free = s.leads[s.leads.account_key.isna()]
-    assert free.email.str.endswith(("gmail.com", "yahoo.com", "outlook.com", "hotmail.com",
-                                    "icloud.com", "proton.me", "gmx.de")).all()
+    assert free.email.str.endswith(
+        (
+            "gmail.com",
+            "yahoo.com",
+            "outlook.com",
+            "hotmail.com",
+            "icloud.com",
+            "proton.me",
+            "gmx.de",
+        )
+    ).all()
     assert s.leads.phone.dropna().str.fullmatch(r"\+\d{1,3} [2-9]\d\d \d{3} \d{4}").all()
     assert 0.03 <= world.truth.invalid_email.mean() <= 0.06
     outbound = leads.lead_source == "Outbound List"
@@ -245,13 +281,16 @@ def test_truth_is_internally_consistent(world: World) -> None:
     assert t.p0.between(0, 1).all()
     # p_assigned is the probability of the arm each lead actually got.
     own = taus[np.arange(len(t)), [ACTIONS.index(a) for a in t.action]]
-    expected = np.where(t.override, t.p0 + t.tau_call_first,
-                        np.where(t.arm == "treatment", t.p0 + own, t.p0))
+    expected = np.where(
+        t.override, t.p0 + t.tau_call_first, np.where(t.arm == "treatment", t.p0 + own, t.p0)
+    )
     assert np.allclose(t.p_assigned, expected)
     assert not t.override[t.arm != "control"].any()
     segment = np.select(
         [t.best_tau >= 0.02, t.best_tau <= -0.005, t.p0 >= 0.15],
-        ["persuadable", "do_not_disturb", "sure_thing"], default="lost_cause")
+        ["persuadable", "do_not_disturb", "sure_thing"],
+        default="lost_cause",
+    )
     assert (t.segment.to_numpy() == segment).all()
 
 
@@ -267,20 +306,21 @@ def test_segment_shares_are_in_their_bands(seed: int, world: World) -> None:
 
 def test_uplift_is_heterogeneous_in_observables(world: World, leads: pd.DataFrame) -> None:
     employees = leads.account_key.astype("float").map(
-        world.seed.accounts.set_index("account_key").employees)
+        world.seed.accounts.set_index("account_key").employees
+    )
     title = leads.title.fillna("")
     c_level = title.str.match(r"^(C[A-Z]O$|Chief)")
     manager_director = title.str.contains("Manager|Director")
     e = world.seed.engagements
     before = e.occurred_at <= e.lead_key.map(leads.assigned_at)
-    hot = leads.lead_key.isin(e.lead_key[before & e.kind.isin(["pricing_page_visit",
-                                                                  "form_fill"])])
+    hot = leads.lead_key.isin(e.lead_key[before & e.kind.isin(["pricing_page_visit", "form_fill"])])
     tier_ab = leads.tier.isin(["A", "B"])
     call = leads.tau_call_first
     assert call[hot & tier_ab & manager_director].mean() > 0.03
     assert call[c_level & (employees > 1000)].mean() < 0
     industry = leads.account_key.astype("float").map(
-        world.seed.accounts.set_index("account_key").industry)
+        world.seed.accounts.set_index("account_key").industry
+    )
     executive = title.str.match(r"^(VP|Vice President|C[A-Z]O$|Chief)")
     sw_fs = industry.isin(["Software", "Financial Services"])
     linkedin = leads.tau_linkedin_touch
@@ -354,10 +394,16 @@ def test_touches_only_for_treated_leads_and_overrides(world: World, leads: pd.Da
     assert (control.kind == "call").all()
     assert (control.groupby("lead_key").size() == 1).all()
     overrides = leads[leads.override]
-    assert abs(overrides.unit_key.nunique() / leads[leads.arm == "control"].unit_key.nunique()
-               - 0.04) < 0.015
-    allowed = {"email_sequence": {"email"}, "call_first": {"call", "email"},
-               "linkedin_touch": {"linkedin"}, "offer": {"offer", "email"}}
+    assert (
+        abs(overrides.unit_key.nunique() / leads[leads.arm == "control"].unit_key.nunique() - 0.04)
+        < 0.015
+    )
+    allowed = {
+        "email_sequence": {"email"},
+        "call_first": {"call", "email"},
+        "linkedin_touch": {"linkedin"},
+        "offer": {"offer", "email"},
+    }
     treated = t[t.arm == "treatment"]
     for action, kinds in allowed.items():
         assert set(treated.kind[treated.action == action]) == kinds, action
@@ -384,9 +430,12 @@ def test_sequences_stop_once_a_meeting_is_booked(world: World) -> None:
     after = t.occurred_at > t.lead_key.map(booked)
     assert not after.any()
     # ... and the schedule did run for leads that never met.
-    email = world.truth[(world.truth.action == "email_sequence")
-                        & (world.truth.arm == "treatment") & ~world.truth.meeting
-                        & ~world.truth.invalid_email]
+    email = world.truth[
+        (world.truth.action == "email_sequence")
+        & (world.truth.arm == "treatment")
+        & ~world.truth.meeting
+        & ~world.truth.invalid_email
+    ]
     counts = t[t.lead_key.isin(email.lead_key)].groupby("lead_key").size()
     assert counts.max() == 4
 
@@ -427,8 +476,9 @@ def test_conversions_and_opportunities(world: World, leads: pd.DataFrame) -> Non
     assert 0.15 <= (closed.stage == "closed_won").mean() <= 0.35
     days_open = (closed.closed_at - closed.created_at).dt.days
     assert days_open.between(19, 120).all()
-    assert opps[opps.closed_at.isna()].stage.isin(
-        ["qualification", "proposal", "negotiation"]).all()
+    assert (
+        opps[opps.closed_at.isna()].stage.isin(["qualification", "proposal", "negotiation"]).all()
+    )
     assert (opps.amount > 0).all()
 
 
@@ -438,17 +488,19 @@ def test_modified_at_covers_the_leads_own_changes(world: World) -> None:
     last_change = s.status_changes.groupby("lead_key").changed_at.max()
     assert (leads.modified_at.loc[last_change.index] >= last_change).all()
     assert (leads.modified_at >= leads.created_at).all()
-    assert (leads.modified_at.loc[leads.converted_at.notna()]
-            >= leads.converted_at.dropna()).all()
+    assert (leads.modified_at.loc[leads.converted_at.notna()] >= leads.converted_at.dropna()).all()
     assert (s.accounts.modified_at >= s.accounts.created_at).all()
     first_lead = s.leads.groupby("account_key").created_at.min()
     accounts = s.accounts.set_index("account_key")
-    assert (accounts.created_at.loc[first_lead.index.astype("int64")].to_numpy()
-            <= first_lead.to_numpy()).all()
+    assert (
+        accounts.created_at.loc[first_lead.index.astype("int64")].to_numpy()
+        <= first_lead.to_numpy()
+    ).all()
 
 
 def test_engagement_rises_with_intent_and_continues_after_meetings(
-        world: World, leads: pd.DataFrame) -> None:
+    world: World, leads: pd.DataFrame
+) -> None:
     e = world.seed.engagements
     pricing = e[e.kind == "pricing_page_visit"]
     visited = leads.lead_key.isin(pricing.lead_key)

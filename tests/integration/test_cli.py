@@ -1,0 +1,62 @@
+"""The CLI end to end against the sandbox: connect with a token, run, inspect."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from integration.cli import cli
+
+from .conftest import make_rig
+
+
+def _json(output: str) -> dict:
+    return json.loads(output[output.index("{") :])
+
+
+def test_connect_run_status_and_dry_runs(world, tmp_path, monkeypatch) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("LEADLIFT_HOME", str(home))
+    runner = CliRunner()
+    with make_rig(world, tmp_path) as rig:
+        config = rig.sandbox.config
+        monkeypatch.setenv("LEADLIFT_SALESFORCE_CLIENT_ID", config.salesforce_client_id)
+        monkeypatch.setenv("LEADLIFT_SALESFORCE_CLIENT_SECRET", config.salesforce_client_secret)
+        token = rig.sandbox.issue_tokens("salesforce")
+        base = rig.server.url
+        connect = runner.invoke(
+            cli,
+            ["connect", "salesforce", "--instance-url", base, "--login-url", base,
+             "--ca-file", rig.server.ca_file, "--access-token", token["access_token"],
+             "--refresh-token", token["refresh_token"]],
+        )  # fmt: skip
+        assert connect.exit_code == 0, connect.output
+        assert "Leadlift Sandbox Org" in connect.output
+
+        ran = runner.invoke(cli, ["run", "--json"])
+        assert ran.exit_code == 0, ran.output
+        cycle = _json(ran.stdout)
+        assert cycle["writeback"]["succeeded"] == 3000
+
+        rig.sandbox.expire_access_tokens("salesforce")  # the stored refresh token takes over
+        dry = runner.invoke(cli, ["writeback", "--dry-run"])
+        assert dry.exit_code == 0 and "0 records would be updated" in dry.output
+
+        fields = runner.invoke(cli, ["fields", "install", "--dry-run"])
+        assert fields.exit_code == 0, fields.output
+        assert "kept  Lead.Lead_Score__c" in fields.output
+        assert "would create  Lead.Uplift_Segment__c" in fields.output
+
+        status = _json(runner.invoke(cli, ["status", "--json"]).stdout)
+        (connection,) = status["connections"]
+        assert connection["name"] == "salesforce"
+        assert connection["last_writeback"]["succeeded"] == 3000
+        assert connection["active_model"]["held_out_auc"] == cycle["trained"]["auc"]
+
+
+def test_unknown_connection_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("LEADLIFT_HOME", str(tmp_path))
+    result = CliRunner().invoke(cli, ["run", "--connection", "nope"])
+    assert result.exit_code == 1
+    assert "no connection named 'nope'" in result.output
