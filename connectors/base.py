@@ -28,6 +28,14 @@ EngagementKind = Literal[
     "email_click",
 ]
 TOUCH_TYPES: tuple[str, ...] = ("email", "call", "linkedin", "meeting", "offer")
+ENGAGEMENT_KINDS: tuple[str, ...] = (
+    "page_view",
+    "pricing_page_visit",
+    "form_fill",
+    "webinar_attended",
+    "content_download",
+    "email_click",
+)
 OUTCOME_KINDS: tuple[str, ...] = (
     "meeting_booked",
     "opportunity",

@@ -15,17 +15,10 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from connectors.base import ENGAGEMENT_KINDS
 from integration.store import Store
 from integration.store.models import Account, Engagement, Lead, Outcome, Touch
 
-ENGAGEMENT_KINDS = (
-    "page_view",
-    "pricing_page_visit",
-    "form_fill",
-    "webinar_attended",
-    "content_download",
-    "email_click",
-)
 TOUCH_TYPES = ("email", "call", "linkedin", "offer")
 WINDOWS_DAYS = (7, 30)
 DECAY_DAYS = 14.0

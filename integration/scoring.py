@@ -35,14 +35,25 @@ class ScoreStats:
     scored_at: datetime
 
 
-def _latest(store: Store, connection_id: int) -> pd.DataFrame:
+def newest_score_ids(connection_id: int):
+    """Subquery of each lead's latest score id: the current score is the newest row."""
+    return (
+        select(func.max(Score.id).label("id"))
+        .where(Score.connection_id == connection_id)
+        .group_by(Score.lead_crm_id)
+        .subquery()
+    )
+
+
+def latest_scores(store: Store, connection_id: int) -> list[Score]:
+    newest = newest_score_ids(connection_id)
     with store.session() as session:
-        newest = (
-            select(func.max(Score.id).label("id"))
-            .where(Score.connection_id == connection_id)
-            .group_by(Score.lead_crm_id)
-            .subquery()
-        )
+        return list(session.scalars(select(Score).join(newest, Score.id == newest.c.id)))
+
+
+def _latest(store: Store, connection_id: int) -> pd.DataFrame:
+    newest = newest_score_ids(connection_id)
+    with store.session() as session:
         rows = session.execute(
             select(Score.lead_crm_id, Score.propensity, Score.model_version_id).join(
                 newest, Score.id == newest.c.id

@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors.base import CRMConnector, FieldUpdate, RecordError
 from integration.config import Settings
+from integration.scoring import latest_scores
 from integration.store import Store
 from integration.store.models import Score, Writeback, utcnow
 from integration.store.upserts import upsert_rows
@@ -47,17 +48,6 @@ class WritebackReport:
 
 def values_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def latest_scores(store: Store, connection_id: int) -> list[Score]:
-    with store.session() as session:
-        newest = (
-            select(func.max(Score.id).label("id"))
-            .where(Score.connection_id == connection_id)
-            .group_by(Score.lead_crm_id)
-            .subquery()
-        )
-        return list(session.scalars(select(Score).join(newest, Score.id == newest.c.id)))
 
 
 def desired_values(settings: Settings, score: Score) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .seed import LEAD_SOURCES
 from .table import Kind
 
 # Paths live here so a move to HubSpot's date-based versions touches one file.
@@ -299,18 +300,7 @@ def builtin_properties(object_type: str) -> list[PropertyDef]:
                 "enumeration",
                 label="Lead Source",
                 hubspot_defined=False,
-                options=_opts(
-                    [
-                        "Web Form",
-                        "Paid Search",
-                        "Webinar",
-                        "Content Download",
-                        "Event",
-                        "Outbound List",
-                        "Referral",
-                        "Partner",
-                    ]
-                ),
+                options=_opts(list(LEAD_SOURCES)),
             ),
             _p(
                 "hs_analytics_source",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .seed import INDUSTRIES, LEAD_SOURCES
 from .table import Kind
 
 STRING_TYPES = frozenset(
@@ -33,25 +34,6 @@ STAGE_PROBABILITY = {
     "closed_won": 100.0,
     "closed_lost": 0.0,
 }
-LEAD_SOURCES = (
-    "Web Form",
-    "Paid Search",
-    "Webinar",
-    "Content Download",
-    "Event",
-    "Outbound List",
-    "Referral",
-    "Partner",
-)
-INDUSTRIES = (
-    "Software",
-    "Financial Services",
-    "Healthcare",
-    "Manufacturing",
-    "Retail",
-    "Education",
-    "Professional Services",
-)
 
 
 @dataclass

@@ -21,6 +21,9 @@ from datetime import datetime
 
 import pandas as pd
 
+# Lead behaviour kinds are part of the seed vocabulary; the protocol owns the list.
+from connectors.base import ENGAGEMENT_KINDS as ENGAGEMENT_KINDS
+
 # Vocabularies shared by the generator and the sandbox renderers.
 USER_ROLES = ("sdr", "ae", "senior_ae", "marketing_automation", "integration")
 TIERS = ("A", "B", "C", "D")
@@ -48,15 +51,6 @@ LEAD_SOURCES = (
 # Sales touches: what a rep did to a lead.
 TOUCH_KINDS = ("email", "call", "linkedin", "offer")
 TOUCH_STATUSES = ("completed", "bounced", "no_answer")
-# Lead behaviour captured by marketing automation.
-ENGAGEMENT_KINDS = (
-    "page_view",
-    "pricing_page_visit",
-    "form_fill",
-    "webinar_attended",
-    "content_download",
-    "email_click",
-)
 # Lead status vocabulary (neutral); each renderer maps it to its CRM's values.
 LEAD_STATUSES = ("new", "working", "meeting_booked", "converted", "disqualified")
 OPPORTUNITY_STAGES = ("qualification", "proposal", "negotiation", "closed_won", "closed_lost")

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from connectors.sandbox.seed import ENGAGEMENT_KINDS, LEAD_SOURCES, TOUCH_KINDS, TOUCH_STATUSES
+from connectors.base import ENGAGEMENT_KINDS
+from connectors.sandbox.seed import LEAD_SOURCES, TOUCH_KINDS, TOUCH_STATUSES
 
 from . import params as P
 from . import vocab as V

@@ -9,11 +9,11 @@ from connectors.errors import TransientError
 from integration.connections import build_connector, decrypt_tokens, get_connection
 from integration.demo import run_demo
 from integration.pipeline import run_cycle
+from integration.scoring import latest_scores
 from integration.status import status
 from integration.store.models import Lead, PipelineRun, Score, SyncCursor, Touch
 from integration.sync import sync_object
 from integration.world import generate_world
-from integration.writeback import latest_scores
 
 from .conftest import NOW, make_rig
 
