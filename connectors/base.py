@@ -106,6 +106,8 @@ class LeadRecord:
     converted_at: datetime | None = None
     deleted: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # The Contact a Salesforce lead became: the same person, not another lead.
+    converted_contact_id: str | None = None
 
     @property
     def email_domain(self) -> str | None:
@@ -222,13 +224,39 @@ class PushReport:
 
 
 @dataclass(frozen=True)
+class Component:
+    """One thing leadlift created in a CRM, recorded so an uninstall removes exactly it.
+
+    ``kind`` is e.g. ``custom_field``, ``permission_set``, ``field_permission``,
+    ``permission_set_assignment``, ``layout_section``, ``list_view``, ``property``,
+    ``property_group``; ``details`` holds what reversal needs (a layout's prior state).
+    """
+
+    kind: str
+    name: str
+    crm_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class InstallReport:
-    """What ``ensure_fields`` did, field by field (CRM names)."""
+    """What ``ensure_fields`` (or an uninstall) did, by CRM name."""
 
     created: tuple[str, ...] = ()
     existing: tuple[str, ...] = ()
     clashes: tuple[str, ...] = ()  # exists with another type: reported, never overwritten
     dry_run: bool = False
+    components: tuple[Component, ...] = ()  # everything created (or, dry-run, to be created)
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OwnerAssignment:
+    """Route one record to a user or a queue."""
+
+    crm_object: str
+    crm_id: str
+    owner_id: str
 
 
 @dataclass(frozen=True)
@@ -236,6 +264,7 @@ class Queue:
     crm_id: str
     name: str
     developer_name: str | None = None
+    objects: tuple[str, ...] = ()  # record types the queue can own (Salesforce QueueSobject)
 
 
 @dataclass(frozen=True)

@@ -56,3 +56,7 @@ class PermanentError(LeadliftError):
         super().__init__(message)
         self.status = status
         self.code = code
+
+
+class BudgetExhaustedError(TransientError):
+    """leadlift reached its share of the CRM's daily API limit; retry after it frees up."""

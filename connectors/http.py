@@ -6,12 +6,14 @@ layer, which receives a ``TransientError`` with the CRM's ``retry_after``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
+
+from connectors.budget import ApiBudget
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 # A CRM asking us to wait longer than this is not retried in the transport: the
@@ -62,12 +64,21 @@ def transport_retry(
 
 
 class CountingSession(requests.Session):
-    """A requests.Session that counts the HTTP requests it sends (retries included)."""
+    """A requests.Session that counts the HTTP requests it sends (retries included) and,
+    given an ApiBudget, checks it before each request and feeds it what the CRM reports."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
+        self.budget: ApiBudget | None = None
+        # Reads (used, limit) from a response's headers, for CRMs that report usage.
+        self.usage_header: Callable[[requests.Response], tuple[int, int] | None] | None = None
         self.hooks["response"].append(self._count)
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        if self.budget is not None:
+            self.budget.before_call()
+        return super().request(method, url, *args, **kwargs)
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[override]
         # requests lets REQUESTS_CA_BUNDLE override a CA bundle set on the session
@@ -81,6 +92,11 @@ class CountingSession(requests.Session):
         retries = getattr(response.raw, "retries", None)
         history = retries.history if retries is not None else ()
         self.calls += 1 + len(history)
+        if self.budget is not None:
+            self.budget.after_call(1 + len(history))
+            usage = self.usage_header(response) if self.usage_header else None
+            if usage is not None:
+                self.budget.observe(*usage)
 
 
 def retrying_session(

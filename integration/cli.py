@@ -103,69 +103,104 @@ def _verify_option(ca_file: str | None) -> dict[str, Any]:
 
 
 @connect.command("salesforce")
-@click.option("--instance-url", required=True, help="https://yourorg.my.salesforce.com")
-@click.option("--access-token", required=True, help="A session id or OAuth access token.")
-@click.option("--refresh-token", default=None, help="Lets leadlift refresh the session.")
-@click.option("--login-url", default=None, help="Token host (login, test, or My Domain).")
+@click.option("--oauth", "use_oauth", is_flag=True, help="Sign in through the browser (PKCE).")
+@click.option(
+    "--jwt-key",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Server-to-server: PEM key of the app's certificate (JWT bearer).",
+)
+@click.option("--username", default=None, help="With --jwt-key: the integration user.")
+@click.option(
+    "--instance-url", default=None, help="With --access-token: https://acme.my.salesforce.com"
+)
+@click.option("--access-token", default=None, help="An existing session id or access token.")
+@click.option("--refresh-token", default=None, help="With --access-token: lets leadlift refresh.")
+@click.option(
+    "--login-url", default=None, help="login.salesforce.com, test.salesforce.com or My Domain."
+)
+@click.option(
+    "--port",
+    default=8723,
+    show_default=True,
+    help="Loopback port of the OAuth callback (register http://localhost:PORT/callback).",
+)
 @click.option("--name", default="salesforce", show_default=True, help="Connection name.")
 @click.option("--ca-file", default=None, help="CA bundle to trust (self-hosted TLS).")
 @handled
 def connect_salesforce(
-    instance_url: str,
-    access_token: str,
+    use_oauth: bool,
+    jwt_key: str | None,
+    username: str | None,
+    instance_url: str | None,
+    access_token: str | None,
     refresh_token: str | None,
     login_url: str | None,
+    port: int,
     name: str,
     ca_file: str | None,
 ) -> None:
-    """Connect a Salesforce org from an existing session."""
-    from connectors.salesforce import SalesforceConnector, SalesforceCredentials
-    from integration.connections import save_connection
+    """Connect a Salesforce org: browser OAuth, JWT bearer, or an existing session."""
+    from integration import connect as flows
 
     settings = _settings()
     store = _store(settings)
-    creds = SalesforceCredentials(instance_url, access_token)
-    identity = SalesforceConnector(creds, verify=ca_file or True).ping()
-    options = {**_verify_option(ca_file), "login_url": login_url or settings.salesforce_login_url}
-    tokens = {"access_token": access_token, "refresh_token": refresh_token}
-    save_connection(
-        store, settings, name, "salesforce", tokens, instance_url, identity["external_id"], options
-    )
-    console.print(f"connected [bold]{name}[/] → org {identity['name']} ({identity['external_id']})")
+    if use_oauth:
+        result = flows.connect_salesforce_oauth(
+            store, settings, name, login_url, ca_file, port=port,
+            announce=lambda url: console.print(f"opening {url}", soft_wrap=True, markup=False),
+        )  # fmt: skip
+    elif jwt_key:
+        if not username:
+            raise ConfigError("--username: required with --jwt-key")
+        result = flows.connect_salesforce_jwt(
+            store, settings, username, jwt_key, name, login_url, ca_file
+        )
+    elif access_token and instance_url:
+        result = flows.connect_salesforce_token(
+            store, settings, instance_url, access_token, refresh_token, name, login_url, ca_file
+        )
+    else:
+        raise ConfigError("choose --oauth, --jwt-key with --username, or --instance-url with "
+                          "--access-token")  # fmt: skip
+    console.print(f"connected [bold]{name}[/] → org {result['org']} ({result['org_id']})")
 
 
 @connect.command("hubspot")
-@click.option("--access-token", required=True, help="A private-app or OAuth access token.")
+@click.option("--oauth", "use_oauth", is_flag=True, help="Install through the browser.")
+@click.option("--access-token", default=None, help="A private-app or OAuth access token.")
 @click.option("--refresh-token", default=None)
 @click.option("--api-base", default=None, help="API host (EU portals, a proxy, the sandbox).")
+@click.option("--port", default=8723, show_default=True, help="Loopback port of the callback.")
 @click.option("--name", default="hubspot", show_default=True, help="Connection name.")
 @click.option("--ca-file", default=None, help="CA bundle to trust (self-hosted TLS).")
 @handled
 def connect_hubspot(
-    access_token: str,
+    use_oauth: bool,
+    access_token: str | None,
     refresh_token: str | None,
     api_base: str | None,
+    port: int,
     name: str,
     ca_file: str | None,
 ) -> None:
-    """Connect a HubSpot portal from an existing token."""
-    from connectors.hubspot import HubSpotConnector, HubSpotCredentials
-    from integration.connections import save_connection
+    """Connect a HubSpot portal: browser OAuth or an existing token."""
+    from integration import connect as flows
 
     settings = _settings()
     store = _store(settings)
-    base = api_base or settings.hubspot_api_base
-    identity = HubSpotConnector(
-        HubSpotCredentials(access_token, api_base=base), verify=ca_file or True
-    ).ping()
-    tokens = {"access_token": access_token, "refresh_token": refresh_token}
-    save_connection(
-        store, settings, name, "hubspot", tokens, base, identity["external_id"],
-        _verify_option(ca_file),
-    )  # fmt: skip
-    console.print(
-        f"connected [bold]{name}[/] → portal {identity['external_id'] or '(private app)'}"
-    )
+    if use_oauth:
+        result = flows.connect_hubspot_oauth(
+            store, settings, name, api_base, ca_file=ca_file, port=port,
+            announce=lambda url: console.print(f"opening {url}", soft_wrap=True, markup=False),
+        )  # fmt: skip
+    elif access_token:
+        result = flows.connect_hubspot_token(
+            store, settings, access_token, refresh_token, name, api_base, ca_file
+        )
+    else:
+        raise ConfigError("choose --oauth or --access-token")
+    console.print(f"connected [bold]{name}[/] → portal {result['portal'] or '(private app)'}")
 
 
 # -- pipeline ---------------------------------------------------------------------------
@@ -298,28 +333,84 @@ def fields() -> None:
 
 @fields.command("install")
 @connection_option
-@click.option("--dry-run", is_flag=True, help="List what would be created.")
+@click.option("--dry-run", is_flag=True, help="List what would be created; change nothing.")
 @handled
 def fields_install(connection: str | None, dry_run: bool) -> None:
-    """Create leadlift's custom fields idempotently (existing ones are kept)."""
+    """Create leadlift's custom fields and grant access to them (existing ones are kept)."""
     from integration.connections import build_connector, get_connection
     from integration.fields import field_specs
+    from integration.install import install_fields
+    from integration.pipeline import tracked
 
     settings = _settings()
     store = _store(settings)
     conn = get_connection(store, connection)
-    report = build_connector(store, settings, conn).ensure_fields(
-        list(field_specs(settings).values()), dry_run=dry_run
-    )
+    connector = build_connector(store, settings, conn)
+    with tracked(store, conn, connector):
+        report = install_fields(
+            store, conn, connector, list(field_specs(settings).values()), dry_run=dry_run,
+            layouts=settings.salesforce_layouts,
+            list_view_field=settings.fields.lead_score if settings.salesforce_list_view else None,
+        )  # fmt: skip
     verb = "would create" if dry_run else "created"
-    for name in report.created:
-        out.print(f"{verb:>12}  {name}")
+    for component in report.components:
+        out.print(f"{verb:>12}  {component.kind:<26} {component.name}", highlight=False)
     for name in report.existing:
-        out.print(f"{'kept':>12}  {name}")
+        out.print(f"{'kept':>12}  {'':<26} {name}", highlight=False)
     for name in report.clashes:
-        out.print(f"[red]{'clash':>12}  {name}[/]")
+        out.print(f"[red]{'clash':>12}  {'custom_field':<26} {name}[/]", highlight=False)
     if report.clashes:
+        console.print("type clashes are never overwritten: rename or remove those fields")
         sys.exit(1)
+
+
+@fields.command("uninstall")
+@connection_option
+@click.option("--yes", is_flag=True, help="Really remove (without it: a dry run).")
+@handled
+def fields_uninstall(connection: str | None, yes: bool) -> None:
+    """Remove exactly what leadlift created (fields, permission set…). Dry run unless --yes."""
+    from integration.connections import build_connector, get_connection
+    from integration.install import uninstall
+    from integration.pipeline import tracked
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    connector = build_connector(store, settings, conn)
+    with tracked(store, conn, connector):
+        report = uninstall(store, conn, connector, dry_run=not yes)
+    verb = "removed" if yes else "would remove"
+    for item in report.removed:
+        out.print(f"{verb:>12}  {item}", highlight=False)
+    if not report.removed:
+        out.print("nothing leadlift created is recorded for this connection")
+    elif not yes:
+        console.print("dry run: add --yes to remove these")
+
+
+@cli.command()
+@connection_option
+@click.option("--queue", "queue_name", required=True, help="Queue (or user id) to route to.")
+@click.option("--top", default=100, show_default=True, help="How many leads, best score first.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be assigned.")
+@handled
+def assign(connection: str | None, queue_name: str, top: int, dry_run: bool) -> None:
+    """Route the highest-scored open leads to a queue (sets the CRM owner)."""
+    from integration.assignment import assign_top
+    from integration.connections import build_connector, get_connection
+    from integration.pipeline import tracked
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    connector = build_connector(store, settings, conn)
+    with tracked(store, conn, connector):
+        result = assign_top(store, conn, connector, queue_name, top, dry_run=dry_run)
+    verb = "would assign" if dry_run else "assigned"
+    out.print(f"{verb} {result['assigned']} leads to {result['queue']}", highlight=False)
+    for error in result["errors"]:
+        out.print(f"  [red]{error}[/]", highlight=False)
 
 
 @cli.command()
@@ -365,6 +456,11 @@ def status(as_json: bool) -> None:
             )
             for error in wb["errors"]:
                 out.print(f"    [red]{error}[/]")
+        api = conn["api"]
+        line = f"  API: leadlift {api['leadlift_calls_24h']} calls in 24 h"
+        if api.get("crm_limit"):
+            line += f"; org {api['crm_used']}/{api['crm_limit']} today"
+        out.print(line, highlight=False)
         if conn["records_awaiting_retry"]:
             out.print(f"  records awaiting retry: {conn['records_awaiting_retry']}")
 

@@ -77,6 +77,21 @@ class Settings(BaseSettings):
     salesforce_client_secret: SecretStr | None = None
     salesforce_login_url: str = "https://login.salesforce.com"
     salesforce_redirect_uri: str = "http://localhost:8000/oauth/salesforce/callback"
+    salesforce_api_share: float = Field(
+        0.5, gt=0, le=1, description="Share of the org's daily API limit leadlift may use."
+    )
+    salesforce_bulk_threshold: int = Field(
+        50_000, ge=1, description="Rows in a sync window above which Bulk API 2.0 is used."
+    )
+    salesforce_bulk_ingest_threshold: int = Field(
+        250_000, ge=1, description="Records in a write-back above which Bulk ingest is used."
+    )
+    salesforce_field_objects: tuple[str, ...] = ("Lead", "Contact")
+    salesforce_layouts: tuple[str, ...] = Field(
+        (), description="Page layouts to add leadlift's fields to, e.g. 'Lead-Lead Layout'."
+    )
+    salesforce_list_view: bool = Field(False, description="Create a 'leadlift top leads' view.")
+    api_slow_at: float = Field(0.8, gt=0, le=1, description="Slow down past this budget share.")
     hubspot_client_id: str | None = None
     hubspot_client_secret: SecretStr | None = None
     hubspot_api_base: str = "https://api.hubapi.com"

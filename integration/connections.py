@@ -14,12 +14,14 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import select
 
 from connectors.base import CRMConnector
+from connectors.budget import ApiBudget
 from connectors.hubspot import HubSpotConnector, HubSpotCredentials
 from connectors.salesforce import SalesforceConnector, SalesforceCredentials
 from integration.config import Settings
 from integration.errors import ConfigError, NotFoundError
 from integration.store import Store
 from integration.store.models import Connection, utcnow
+from integration.usage import calls_last_day
 
 CRMS = ("salesforce", "hubspot")
 
@@ -123,9 +125,24 @@ def build_connector(store: Store, settings: Settings, connection: Connection) ->
             client_secret=tokens.get("client_secret")
             or (secret.get_secret_value() if secret else None),
             login_url=options.get("login_url") or settings.salesforce_login_url,
+            user_id=tokens.get("user_id"),
+            username=tokens.get("username"),
+            private_key=tokens.get("private_key"),
+        )
+        budget = ApiBudget(
+            share=settings.salesforce_api_share,
+            used_before=calls_last_day(store, connection.id),
+            slow_at=settings.api_slow_at,
         )
         return SalesforceConnector(
-            credentials, verify=verify, on_tokens=saver, batch_size=settings.writeback_batch_size
+            credentials,
+            verify=verify,
+            on_tokens=saver,
+            batch_size=settings.writeback_batch_size,
+            field_objects=settings.salesforce_field_objects,
+            bulk_threshold=settings.salesforce_bulk_threshold,
+            bulk_ingest_threshold=settings.salesforce_bulk_ingest_threshold,
+            budget=budget,
         )
     if connection.crm == "hubspot":
         secret = settings.hubspot_client_secret

@@ -14,31 +14,27 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
-import requests
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from connectors.http import retrying_session
-from connectors.hubspot import HubSpotConnector, HubSpotCredentials
-from connectors.hubspot.auth import exchange_code as hubspot_exchange
-from connectors.salesforce.auth import PkcePair, authorize_url, exchange_code, org_id_from_identity
 from connectors.sandbox import SandboxConfig, SandboxCRM, SandboxServer, serve
+from integration.assignment import assign_top, find_queue
 from integration.config import Settings
-from integration.connections import build_connector, get_connection, save_connection
+from integration.connect import connect_hubspot_oauth, connect_salesforce_oauth
+from integration.connections import build_connector, get_connection
 from integration.features import build_features, load_frames
-from integration.pipeline import run_cycle
+from integration.pipeline import run_cycle, tracked
 from integration.progress import RichReporter
 from integration.store import Store
-from integration.store.models import Writeback
+from integration.store.models import Lead, Writeback
 from integration.training import active_model, load_estimator
 from integration.world import World, generate_world
 
 READ_BACK_SAMPLE = 200
-REDIRECT_URI = "http://localhost:8000/oauth/{crm}/callback"
 
 
 @dataclass
@@ -55,6 +51,10 @@ class CrmResult:
     read_back_sample: int = 0
     api_calls: int = 0
     truth_spearman: float | None = None
+    components_installed: int = 0
+    routed: int = 0
+    routed_read_back: int = 0
+    queue: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -69,75 +69,41 @@ def demo_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"home": settings.home / "demo", "database_url": None})
 
 
-def _follow_authorize(url: str, verify: str, expected_state: str) -> str:
-    """Play the admin's browser: the sandbox approves at once and redirects with a code."""
-    response = requests.get(url, allow_redirects=False, verify=verify, timeout=30)
-    if response.status_code not in (302, 303):
-        raise RuntimeError(f"authorize did not redirect (HTTP {response.status_code})")
-    query = parse_qs(urlparse(response.headers["Location"]).query)
-    if query.get("state") != [expected_state]:
-        raise RuntimeError("OAuth state mismatch on the callback")
-    return query["code"][0]
+def _scripted_browser(ca_file: str):
+    """Play the admin's browser: the sandbox approves at once and redirects to leadlift's
+    loopback callback, exactly as a real org would after the admin clicks Allow."""
+    session = retrying_session(verify=ca_file)
+
+    def open_url(url: str) -> None:
+        response = session.get(url, allow_redirects=True)
+        response.raise_for_status()
+
+    return open_url
 
 
 def connect_salesforce(
     store: Store, settings: Settings, server: SandboxServer, config: SandboxConfig
 ) -> str:
-    """OAuth web-server flow with PKCE and state against the sandbox's Salesforce."""
-    pkce, state = PkcePair.new(), f"demo-{random.getrandbits(64):x}"
-    redirect = REDIRECT_URI.format(crm="salesforce")
-    url = authorize_url(server.url, config.salesforce_client_id, redirect, state, pkce.challenge)
-    code = _follow_authorize(url, server.ca_file, state)
-    session = retrying_session(verify=server.ca_file)
-    token = exchange_code(
-        session, server.url, config.salesforce_client_id, config.salesforce_client_secret,
-        redirect, code, pkce.verifier,
+    """The `leadlift connect salesforce --oauth` flow (PKCE and state) against the sandbox."""
+    result = connect_salesforce_oauth(
+        store, settings, "demo-salesforce", login_url=server.url, ca_file=server.ca_file,
+        open_browser=_scripted_browser(server.ca_file), announce=lambda _url: None,
+        client=(config.salesforce_client_id, config.salesforce_client_secret),
     )  # fmt: skip
-    tokens = {
-        "access_token": token["access_token"],
-        "refresh_token": token.get("refresh_token"),
-        "client_id": config.salesforce_client_id,
-        "client_secret": config.salesforce_client_secret,
-    }
-    name = "demo-salesforce"
-    save_connection(
-        store, settings, name, "salesforce", tokens, token["instance_url"],
-        org_id_from_identity(token.get("id")), {"verify": server.ca_file, "login_url": server.url},
-    )  # fmt: skip
-    return name
+    return result["name"]
 
 
 def connect_hubspot(
     store: Store, settings: Settings, server: SandboxServer, config: SandboxConfig
 ) -> str:
-    """OAuth authorization-code flow with state against the sandbox's HubSpot."""
-    state = f"demo-{random.getrandbits(64):x}"
-    redirect = REDIRECT_URI.format(crm="hubspot")
-    url = (
-        f"{server.url}/oauth/authorize?client_id={config.hubspot_client_id}"
-        f"&redirect_uri={redirect}&scope=oauth&state={state}"
-    )
-    code = _follow_authorize(url, server.ca_file, state)
-    session = retrying_session(verify=server.ca_file)
-    token = hubspot_exchange(
-        session, server.url, config.hubspot_client_id, config.hubspot_client_secret, redirect,
-        code,
+    """The `leadlift connect hubspot --oauth` flow (state) against the sandbox."""
+    result = connect_hubspot_oauth(
+        store, settings, "demo-hubspot", api_base=server.url,
+        authorize_base=f"{server.url}/oauth/authorize", ca_file=server.ca_file,
+        open_browser=_scripted_browser(server.ca_file), announce=lambda _url: None,
+        client=(config.hubspot_client_id, config.hubspot_client_secret),
     )  # fmt: skip
-    tokens = {
-        "access_token": token["access_token"],
-        "refresh_token": token.get("refresh_token"),
-        "expires_at": time.time() + float(token.get("expires_in", 1800)),
-        "client_id": config.hubspot_client_id,
-        "client_secret": config.hubspot_client_secret,
-    }
-    name = "demo-hubspot"
-    portal = HubSpotConnector(
-        HubSpotCredentials(token["access_token"], api_base=server.url), verify=server.ca_file
-    ).ping()["external_id"]
-    save_connection(
-        store, settings, name, "hubspot", tokens, server.url, portal, {"verify": server.ca_file}
-    )
-    return name
+    return result["name"]
 
 
 def _read_back(store: Store, settings: Settings, name: str, crm_object: str) -> tuple[int, int]:
@@ -260,12 +226,44 @@ def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
     if report.writeback:
         result.fields_written = report.writeback["succeeded"]
         result.write_errors = report.writeback["failed"]
+    result.components_installed = report.fields.get("components", 0)
     result.fields_read_back, result.read_back_sample = _read_back(
         store, settings, name, lead_object
     )
+    if report.scored:
+        _route(store, settings, name, lead_object, result, console)
     result.truth_spearman = _truth_spearman(store, name, world, crm, server)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+ROUTE_QUEUE = "Senior_AE_Now"
+ROUTE_SHARE = 0.01
+
+
+def _route(store, settings, name, lead_object, result: CrmResult, console: Console) -> None:
+    """Route the top 1% of open leads to the senior AE queue and check the owners landed."""
+    connection = get_connection(store, name)
+    connector = build_connector(store, settings, connection)
+    top = max(1, int(result.leads_synced * ROUTE_SHARE))
+    with tracked(store, connection, connector):
+        routed = assign_top(store, connection, connector, ROUTE_QUEUE, top)
+        queue = find_queue(connector, ROUTE_QUEUE)
+        with store.session() as session:
+            ids = list(
+                session.scalars(
+                    select(Lead.crm_id).where(
+                        Lead.connection_id == connection.id, Lead.owner_crm_id == queue.crm_id
+                    )
+                )
+            )
+        owners = connector.read_owners(lead_object, ids)
+    result.queue, result.routed = queue.name, routed["assigned"]
+    result.routed_read_back = sum(1 for i in ids if owners.get(i) == queue.crm_id)
+    console.print(
+        f"routed the top {routed['assigned']} open leads to the {queue.name!r} queue "
+        f"({len(routed['errors'])} errors)"
+    )
 
 
 def _print_summary(console: Console, results: list[CrmResult], seconds: float) -> None:
@@ -282,6 +280,8 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
         ("Lead_Score written", lambda r: f"{r.fields_written:,}"),
         ("write errors", lambda r: str(r.write_errors)),
         ("read back (matched/sampled)", lambda r: f"{r.fields_read_back}/{r.read_back_sample}"),
+        ("install components created", lambda r: str(r.components_installed)),
+        ("routed to senior AE queue", lambda r: f"{r.routed} ({r.routed_read_back} read back)"),
         ("API calls", lambda r: f"{r.api_calls:,}"),
         ("seconds", lambda r: f"{r.seconds:.1f}"),
     ]  # fmt: skip
@@ -312,6 +312,9 @@ def _summary(results: list[CrmResult], seconds: float) -> dict[str, Any]:
                 "fields_read_back": r.fields_read_back,
                 "read_back_sample": r.read_back_sample,
                 "api_calls": r.api_calls,
+                "components_installed": r.components_installed,
+                "routed": r.routed,
+                "routed_read_back": r.routed_read_back,
                 "seconds": round(r.seconds, 1),
             }
             for r in results

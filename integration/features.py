@@ -91,9 +91,13 @@ def load_frames(store: Store, connection_id: int) -> Frames:
         store,
         select(
             Lead.crm_id, Lead.crm_object, Lead.account_crm_id, Lead.email_domain, Lead.title,
-            Lead.phone, Lead.source, Lead.status, Lead.created_at,
+            Lead.phone, Lead.source, Lead.status, Lead.created_at, Lead.converted_at,
+            Lead.converted_contact_crm_id,
         ).where(Lead.connection_id == connection_id, Lead.deleted.is_(False)),
     )  # fmt: skip
+    # A Contact a lead was converted into is that same person: keep the lead's history only.
+    duplicates = set(leads["converted_contact_crm_id"].dropna())
+    leads = leads[~leads["crm_id"].isin(duplicates)].reset_index(drop=True)
     accounts = _read(
         store,
         select(

@@ -17,12 +17,14 @@ from integration.config import Settings
 from integration.connections import build_connector, get_connection
 from integration.errors import LeadliftError, ModelError
 from integration.fields import written_fields
+from integration.install import install_fields
 from integration.progress import NullReporter, Reporter
 from integration.scoring import score_leads
 from integration.store import Store
 from integration.store.models import Connection, PipelineRun, utcnow
 from integration.sync import sync_object
 from integration.training import train_propensity, training_due
+from integration.usage import record_usage
 from integration.writeback import WritebackReport, plan_writeback, push_updates
 
 
@@ -46,6 +48,16 @@ def recorded(store: Store, connection_id: int, step: str) -> Iterator[dict[str, 
     with store.session() as session:
         row = session.get(PipelineRun, run_id)
         row.status, row.finished_at, row.stats = "ok", utcnow(), stats
+
+
+@contextmanager
+def tracked(store: Store, connection: Connection, connector: CRMConnector) -> Iterator[None]:
+    """Count the connector's API calls into the connection's usage, even when a step fails."""
+    before = connector.usage().calls
+    try:
+        yield
+    finally:
+        record_usage(store, connection.id, connector, before)
 
 
 @dataclass
@@ -81,6 +93,10 @@ def run_sync(
                 )
             out[obj] = result.as_dict()
             stats[obj] = {"pulled": result.pulled, "written": result.written}
+        gaps = getattr(connector, "vocabulary_gaps", None)
+        if gaps and gaps():
+            # Values the vocabulary does not map yet: for RevOps to map, never guessed.
+            stats["unmapped"] = gaps()
     return out
 
 
@@ -91,14 +107,20 @@ def ensure_written_fields(
     if (connection.settings or {}).get("fields_ready"):
         return {"checked": False}
     with recorded(store, connection.id, "install_fields") as stats:
-        report = connector.ensure_fields(written_fields(settings))
-        stats.update(created=list(report.created), existing=list(report.existing))
+        report = install_fields(store, connection, connector, written_fields(settings))
+        stats.update(
+            created=list(report.created),
+            existing=list(report.existing),
+            components=[f"{c.kind} {c.name}" for c in report.components],
+        )
         if report.clashes:
             raise LeadliftError("field type clash, not overwritten: " + "; ".join(report.clashes))
-    with store.session() as session:
-        row = session.get(Connection, connection.id)
-        row.settings = {**(row.settings or {}), "fields_ready": True}
-    return {"checked": True, "created": list(report.created), "existing": list(report.existing)}
+    return {
+        "checked": True,
+        "created": list(report.created),
+        "existing": list(report.existing),
+        "components": len(report.components),
+    }
 
 
 def run_train(
@@ -161,7 +183,7 @@ def run_cycle(
     connection = get_connection(store, connection_name)
     connector = (connector_factory or (lambda c: build_connector(store, settings, c)))(connection)
     report = CycleReport(connection.name, connection.crm)
-    with recorded(store, connection.id, "cycle") as cycle:
+    with recorded(store, connection.id, "cycle") as cycle, tracked(store, connection, connector):
         report.synced = run_sync(store, settings, connection, connector, reporter)
         report.fields = ensure_written_fields(store, settings, connection, connector)
         moment = now or utcnow()

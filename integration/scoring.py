@@ -73,9 +73,10 @@ def score_leads(
     version = active_model(store, connection_id)
     model = load_estimator(version)
     frames = load_frames(store, connection_id)
-    leads = frames.leads[["crm_id", "crm_object"]]
+    # Converted leads are closed (and read-only in Salesforce): the score is for prospects.
+    leads = frames.leads.loc[frames.leads["converted_at"].isna(), ["crm_id", "crm_object"]]
     if leads.empty:
-        raise ModelError("no leads to score: run a sync first")
+        raise ModelError("no open leads to score: run a sync first")
     previous = _latest(store, connection_id).set_index("lead_crm_id")
     total, written = 0.0, 0
     for start in range(0, len(leads), CHUNK):

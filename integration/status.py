@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -9,6 +10,7 @@ from sqlalchemy import func, select
 from integration.store import Store
 from integration.store.models import (
     Account,
+    ApiUsage,
     Connection,
     Engagement,
     Lead,
@@ -18,6 +20,7 @@ from integration.store.models import (
     SyncCursor,
     Touch,
     Writeback,
+    utcnow,
 )
 
 
@@ -25,11 +28,11 @@ def _iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def _count(session, model, connection_id: int) -> int:
+def _count(session, model, connection_id: int, *where) -> int:
     return session.scalar(
         select(func.count())
         .select_from(model)
-        .where(model.connection_id == connection_id, model.deleted.is_(False))
+        .where(model.connection_id == connection_id, model.deleted.is_(False), *where)
     )
 
 
@@ -61,7 +64,9 @@ def connection_status(session, connection: Connection) -> dict[str, Any]:
         "external_id": connection.external_id,
         "rows": {
             "accounts": _count(session, Account, cid),
-            "leads": _count(session, Lead, cid),
+            # Salesforce Contacts are counted apart from leads (HubSpot has contacts only).
+            "leads": _count(session, Lead, cid, Lead.crm_object != "Contact"),
+            "contacts": _count(session, Lead, cid, Lead.crm_object == "Contact"),
             "touches": _count(session, Touch, cid),
             "engagements": _count(session, Engagement, cid),
             "outcomes": _count(session, Outcome, cid),
@@ -98,6 +103,21 @@ def connection_status(session, connection: Connection) -> dict[str, Any]:
             "error": last_writeback.error,
         },
         "records_awaiting_retry": pending_errors,
+        "api": {
+            "leadlift_calls_24h": int(
+                session.scalar(
+                    select(func.coalesce(func.sum(ApiUsage.calls), 0)).where(
+                        ApiUsage.connection_id == cid,
+                        ApiUsage.hour >= utcnow() - timedelta(hours=24),
+                    )
+                )
+                or 0
+            ),
+            **{
+                f"crm_{k}": v
+                for k, v in ((connection.settings or {}).get("crm_api_usage") or {}).items()
+            },
+        },
     }
 
 

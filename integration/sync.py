@@ -93,7 +93,7 @@ def _lead_row(r: LeadRecord, cid: int) -> dict[str, Any]:
         "first_name": r.first_name, "last_name": r.last_name, "title": r.title,
         "company": r.company, "phone": r.phone, "source": r.source, "status": r.status,
         "owner_crm_id": r.owner_id, "created_at": r.created_at, "converted_at": r.converted_at,
-        "raw": dict(r.raw),
+        "converted_contact_crm_id": r.converted_contact_id, "raw": dict(r.raw),
     }  # fmt: skip
 
 

@@ -9,11 +9,13 @@ from typing import Any
 
 from connectors.base import (
     ApiUsage,
+    Component,
     Cursor,
     DomainRecord,
     FieldSpec,
     FieldUpdate,
     InstallReport,
+    OwnerAssignment,
     PushReport,
     Queue,
     RawRecord,
@@ -305,8 +307,9 @@ class HubSpotConnector:
         created: list[str] = []
         existing: list[str] = []
         clashes: list[str] = []
-        if not dry_run:
-            self._ensure_group()
+        components: list[Component] = []
+        if self._ensure_group(dry_run):
+            components.append(Component("property_group", f"contacts.{PROPERTY_GROUP}"))
         for spec in specs:
             name = self.api_name(spec.name)
             current = self._property(name)
@@ -332,7 +335,31 @@ class HubSpotConnector:
                     ]
                 self.client.call("properties.core_api", "create", "contacts", property_create=body)
             created.append(f"contacts.{name}")
-        return InstallReport(tuple(created), tuple(existing), tuple(clashes), dry_run=dry_run)
+            components.append(Component("property", f"contacts.{name}", name))
+        return InstallReport(
+            tuple(created), tuple(existing), tuple(clashes), dry_run, tuple(components)
+        )
+
+    def uninstall(self, components: Sequence[Component], dry_run: bool = False) -> InstallReport:
+        """Archive exactly the properties (then the group) leadlift created."""
+        removed: list[str] = []
+        ordered = sorted(components, key=lambda c: c.kind == "property_group")
+        for component in ordered:
+            if component.kind not in ("property", "property_group"):
+                continue
+            if not dry_run:
+                try:
+                    if component.kind == "property":
+                        name = component.crm_id or component.name.split(".", 1)[1]
+                        self.client.call("properties.core_api", "archive", "contacts", name)
+                    else:
+                        self.client.call("properties.groups_api", "archive", "contacts",
+                                         PROPERTY_GROUP)  # fmt: skip
+                except PermanentError as exc:
+                    if exc.status != 404:
+                        raise
+            removed.append(f"{component.kind} {component.name}")
+        return InstallReport(dry_run=dry_run, removed=tuple(removed))
 
     def _property(self, name: str) -> dict[str, Any] | None:
         try:
@@ -342,10 +369,13 @@ class HubSpotConnector:
                 return None
             raise
 
-    def _ensure_group(self) -> None:
+    def _ensure_group(self, dry_run: bool) -> bool:
+        """Make sure leadlift's property group exists; True when it is (to be) created."""
         body = self.client.call("properties.groups_api", "get_all", "contacts")
         if any(g.get("name") == PROPERTY_GROUP for g in (body or {}).get("results", [])):
-            return
+            return False
+        if dry_run:
+            return True
         try:
             self.client.call(
                 "properties.groups_api",
@@ -357,28 +387,33 @@ class HubSpotConnector:
         except PermanentError as exc:
             if exc.status != 409:  # created meanwhile by another worker: fine
                 raise
+            return False
+        return True
 
     def push(self, updates: Sequence[FieldUpdate]) -> PushReport:
+        return self._write(
+            [(u.crm_id, {self.api_name(k): _wire(v) for k, v in u.values.items()}) for u in updates]
+        )
+
+    def assign(self, assignments: Sequence[OwnerAssignment]) -> PushReport:
+        """Owner ids (users, or owners of type QUEUE) through ``hubspot_owner_id``."""
+        return self._write([(a.crm_id, {"hubspot_owner_id": a.owner_id}) for a in assignments])
+
+    def _write(self, rows: list[tuple[str, dict[str, str]]]) -> PushReport:
         calls_before = self.client.calls
         errors: list[RecordError] = []
         succeeded = 0
-        for start in range(0, len(updates), BATCH_LIMIT):
-            ok, failed = self._push_batch(list(updates[start : start + BATCH_LIMIT]))
+        for start in range(0, len(rows), BATCH_LIMIT):
+            ok, failed = self._push_batch(rows[start : start + BATCH_LIMIT])
             succeeded += ok
             errors.extend(failed)
-        return PushReport(len(updates), succeeded, tuple(errors), self.client.calls - calls_before)
+        return PushReport(len(rows), succeeded, tuple(errors), self.client.calls - calls_before)
 
-    def _push_batch(self, batch: list[FieldUpdate]) -> tuple[int, list[RecordError]]:
+    def _push_batch(self, batch: list[tuple[str, dict[str, str]]]) -> tuple[int, list[RecordError]]:
         """Update one batch; a 207 names the failed ids, a whole-batch 400 is bisected."""
         if not batch:
             return 0, []
-        inputs = [
-            {
-                "id": u.crm_id,
-                "properties": {self.api_name(k): _wire(v) for k, v in u.values.items()},
-            }
-            for u in batch
-        ]
+        inputs = [{"id": crm_id, "properties": props} for crm_id, props in batch]
         try:
             body = self.client.call(
                 "contacts.batch_api",
@@ -389,8 +424,7 @@ class HubSpotConnector:
             if exc.status != 400:
                 raise
             if len(batch) == 1:
-                u = batch[0]
-                return 0, [RecordError(u.crm_object, u.crm_id, exc.code or "VALIDATION_ERROR",
+                return 0, [RecordError("contacts", batch[0][0], exc.code or "VALIDATION_ERROR",
                                        exc.message)]  # fmt: skip
             mid = len(batch) // 2
             ok_left, err_left = self._push_batch(batch[:mid])
@@ -420,9 +454,17 @@ class HubSpotConnector:
     def usage(self) -> ApiUsage:
         return ApiUsage(self.client.calls)
 
+    def read_owners(self, obj: str, ids: Sequence[str]) -> dict[str, str | None]:
+        """Current ``hubspot_owner_id`` of some records."""
+        return {
+            i: v["owner"] for i, v in self._read(obj, ids, {"hubspot_owner_id": "owner"}).items()
+        }
+
     def read_fields(self, obj: str, ids: Sequence[str], logical: Sequence[str]) -> dict[str, dict]:
         """Current values of leadlift's properties on some records."""
-        names = {self.api_name(n): n for n in logical}
+        return self._read(obj, ids, {self.api_name(n): n for n in logical})
+
+    def _read(self, obj: str, ids: Sequence[str], names: dict[str, str]) -> dict[str, dict]:
         out: dict[str, dict] = {}
         for start in range(0, len(ids), BATCH_LIMIT):
             body = self.client.call(

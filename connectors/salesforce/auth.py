@@ -10,10 +10,12 @@ import base64
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import requests
 
 from connectors.errors import AuthError, TransientError
@@ -21,6 +23,9 @@ from connectors.errors import AuthError, TransientError
 AUTHORIZE_PATH = "/services/oauth2/authorize"
 TOKEN_PATH = "/services/oauth2/token"
 DEFAULT_SCOPES = ("api", "refresh_token")
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+# Salesforce accepts a JWT assertion whose exp is at most three minutes ahead.
+JWT_LIFETIME_SECONDS = 170
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,20 @@ class SalesforceCredentials:
     client_id: str | None = None
     client_secret: str | None = None
     login_url: str | None = None  # https://login.salesforce.com, https://test…, My Domain
+    user_id: str | None = None  # the integration user (005…), from the token's identity URL
+    username: str | None = None  # JWT bearer: the user the server-to-server app acts as
+    private_key: str | None = None  # JWT bearer: PEM key whose certificate the app holds
 
-    def __repr__(self) -> str:  # never print tokens
+    def __repr__(self) -> str:  # never print tokens or keys
         return f"SalesforceCredentials(instance_url={self.instance_url!r}, access_token=***)"
 
     @property
+    def uses_jwt(self) -> bool:
+        return bool(self.private_key and self.username and self.client_id and self.login_url)
+
+    @property
     def can_refresh(self) -> bool:
-        return bool(self.refresh_token and self.client_id and self.login_url)
+        return self.uses_jwt or bool(self.refresh_token and self.client_id and self.login_url)
 
 
 @dataclass(frozen=True)
@@ -104,8 +116,35 @@ def exchange_code(
     return token
 
 
+def jwt_assertion(
+    client_id: str, username: str, audience: str, private_key: str, now: float | None = None
+) -> str:
+    """An RS256-signed assertion for the OAuth 2.0 JWT bearer flow."""
+    issued = int(now or time.time())
+    claims = {"iss": client_id, "sub": username, "aud": audience,
+              "exp": issued + JWT_LIFETIME_SECONDS}  # fmt: skip
+    return jwt.encode(claims, private_key, algorithm="RS256")
+
+
+def jwt_bearer_token(
+    session: requests.Session, login_url: str, client_id: str, username: str, private_key: str
+) -> dict[str, Any]:
+    """Server-to-server: a session for ``username`` without any browser step.
+
+    The audience is the login host (production, ``test`` for sandboxes, or a My Domain).
+    No refresh token is issued: a new assertion is signed whenever the session expires.
+    """
+    assertion = jwt_assertion(client_id, username, login_url.rstrip("/"), private_key)
+    return _token_request(session, login_url, {"grant_type": JWT_GRANT, "assertion": assertion})
+
+
 def refresh_access_token(session: requests.Session, credentials: SalesforceCredentials) -> dict:
     """A new access token (and, with rotation enabled, a new refresh token)."""
+    if credentials.uses_jwt:
+        return jwt_bearer_token(
+            session, credentials.login_url or "", credentials.client_id or "",
+            credentials.username or "", credentials.private_key or "",
+        )  # fmt: skip
     if not credentials.can_refresh:
         raise AuthError("Salesforce session expired and no refresh token is stored: reconnect")
     data = {
@@ -133,6 +172,27 @@ def org_id_from_identity(identity_url: str | None) -> str | None:
         return None
     parts = identity_url.rstrip("/").split("/")
     return parts[-2] if len(parts) >= 2 else None
+
+
+def user_id_from_identity(identity_url: str | None) -> str | None:
+    """The integration user's id from the token's ``id`` URL."""
+    if not identity_url:
+        return None
+    return identity_url.rstrip("/").split("/")[-1] or None
+
+
+def credentials_from_token(
+    token: dict[str, Any], previous: SalesforceCredentials
+) -> SalesforceCredentials:
+    """Credentials after a token response; a returned refresh token replaces the old one
+    (rotation: the old one is dead from now on)."""
+    return replace(
+        previous,
+        instance_url=token.get("instance_url", previous.instance_url),
+        access_token=token["access_token"],
+        refresh_token=token.get("refresh_token", previous.refresh_token),
+        user_id=user_id_from_identity(token.get("id")) or previous.user_id,
+    )
 
 
 def _token_request(session: requests.Session, login_url: str, data: dict) -> dict[str, Any]:

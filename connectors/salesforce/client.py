@@ -16,7 +16,11 @@ from simple_salesforce.exceptions import SalesforceError, SalesforceExpiredSessi
 
 from connectors.errors import AuthError, PermanentError, TransientError
 from connectors.http import CountingSession
-from connectors.salesforce.auth import SalesforceCredentials, refresh_access_token
+from connectors.salesforce.auth import (
+    SalesforceCredentials,
+    credentials_from_token,
+    refresh_access_token,
+)
 
 API_VERSION = "62.0"
 MAX_QUERY_PAGE = 2000
@@ -64,16 +68,7 @@ class SalesforceClient:
 
     def refresh(self) -> None:
         token = refresh_access_token(self.session, self.credentials)
-        creds = self.credentials
-        self.credentials = SalesforceCredentials(
-            instance_url=token.get("instance_url", creds.instance_url),
-            access_token=token["access_token"],
-            # Rotation: a returned refresh token replaces the old one, which is now dead.
-            refresh_token=token.get("refresh_token", creds.refresh_token),
-            client_id=creds.client_id,
-            client_secret=creds.client_secret,
-            login_url=creds.login_url,
-        )
+        self.credentials = credentials_from_token(token, self.credentials)
         if self._on_tokens:
             self._on_tokens(
                 {
@@ -97,9 +92,15 @@ class SalesforceClient:
         except requests.RequestException as exc:
             raise TransientError(f"Salesforce unreachable: {type(exc).__name__}") from None
 
-    def query_pages(self, soql: str, include_deleted: bool = False) -> Iterator[dict[str, Any]]:
-        """Yield every record of a SOQL query, following nextRecordsUrl."""
-        page = self.call(lambda sf: sf.query(soql, include_deleted=include_deleted))
+    def query_pages(
+        self, soql: str, include_deleted: bool = False, first: dict[str, Any] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Yield every record of a SOQL query, following nextRecordsUrl.
+
+        ``first`` is an already fetched first page, so a caller that peeked at
+        ``totalSize`` does not pay for the page twice.
+        """
+        page = first or self.call(lambda sf: sf.query(soql, include_deleted=include_deleted))
         while True:
             yield from page.get("records", ())
             next_url = page.get("nextRecordsUrl")
@@ -110,8 +111,10 @@ class SalesforceClient:
     def restful(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
         return self.call(lambda sf: sf.restful(path, method=method, **kwargs))
 
-    def tooling(self, action: str, method: str = "GET", data: dict | None = None) -> Any:
-        return self.call(lambda sf: sf.toolingexecute(action, method=method, data=data))
+    def tooling(
+        self, action: str, method: str = "GET", data: dict | None = None, **kwargs: Any
+    ) -> Any:
+        return self.call(lambda sf: sf.toolingexecute(action, method=method, data=data, **kwargs))
 
 
 def _error_detail(exc: SalesforceError) -> tuple[str, str]:

@@ -6,6 +6,7 @@ vocabulary here is an option with a documented default.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,8 @@ class SalesforceOptions:
     tier_field: str = "ICP_Tier__c"
     lead_account_field: str = "Account__c"  # lead-to-account matching lookup
     extra_lead_fields: tuple[str, ...] = ("Experiment_Arm__c",)
+    # Further fields (custom ones included) to sync per object, kept in each row's raw.
+    extra_fields: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Task.Type (or TaskSubtype) → touch type
     touch_types: Mapping[str, str] = field(
         default_factory=lambda: {
@@ -64,6 +67,22 @@ class SalesforceOptions:
         }
     )
     meeting_event_types: tuple[str, ...] = ("Meeting",)
+    # Opportunity.StageName → outcome; a closed stage missing here falls back to IsWon
+    # and is reported as unmapped, so RevOps can extend the vocabulary.
+    stage_outcomes: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "Prospecting": "opportunity",
+            "Qualification": "opportunity",
+            "Needs Analysis": "opportunity",
+            "Value Proposition": "opportunity",
+            "Id. Decision Makers": "opportunity",
+            "Perception Analysis": "opportunity",
+            "Proposal/Price Quote": "opportunity",
+            "Negotiation/Review": "opportunity",
+            "Closed Won": "closed_won",
+            "Closed Lost": "closed_lost",
+        }
+    )
     disqualified_statuses: tuple[str, ...] = ("Closed - Not Converted", "Disqualified")
     no_answer_dispositions: tuple[str, ...] = ("No Answer", "Left Voicemail", "Busy")
 
@@ -74,6 +93,8 @@ _CHANNEL = {"email": "email", "offer": "email", "call": "phone", "linkedin": "li
 class SalesforceMapper:
     def __init__(self, options: SalesforceOptions) -> None:
         self.options = options
+        # Picklist values met that the vocabulary does not map: field -> value -> count.
+        self.unmapped: dict[str, Counter[str]] = defaultdict(Counter)
 
     def map(self, record: RawRecord) -> list[DomainRecord]:
         handler = getattr(self, f"_map_{record.object.lower()}", None)
@@ -139,6 +160,7 @@ class SalesforceMapper:
             converted_at=parse_datetime(f.get("ConvertedDate")),
             deleted=record.deleted,
             raw=dict(f),
+            converted_contact_id=f.get("ConvertedContactId"),
         )
         out: list[DomainRecord] = [lead]
         bounced_at = parse_datetime(f.get("EmailBouncedDate"))
@@ -146,6 +168,39 @@ class SalesforceMapper:
             out.append(
                 OutcomeRecord(
                     "Lead", f"{record.crm_id}:bounced", record.crm_id, "bounced", bounced_at,
+                    record.modified_at, deleted=record.deleted,
+                    raw={"reason": f.get("EmailBouncedReason")},
+                )
+            )  # fmt: skip
+        return out
+
+    def _map_contact(self, record: RawRecord) -> list[DomainRecord]:
+        f = record.fields
+        out: list[DomainRecord] = [
+            LeadRecord(
+                crm_object="Contact",
+                crm_id=record.crm_id,
+                account_crm_id=f.get("AccountId"),
+                email=f.get("Email"),
+                first_name=f.get("FirstName"),
+                last_name=f.get("LastName"),
+                title=f.get("Title"),
+                company=None,
+                phone=f.get("Phone"),
+                source=f.get("LeadSource"),
+                status=None,
+                owner_id=f.get("OwnerId"),
+                created_at=parse_datetime(f.get("CreatedDate")),
+                modified_at=record.modified_at,
+                deleted=record.deleted,
+                raw=dict(f),
+            )
+        ]
+        bounced_at = parse_datetime(f.get("EmailBouncedDate"))
+        if bounced_at:
+            out.append(
+                OutcomeRecord(
+                    "Contact", f"{record.crm_id}:bounced", record.crm_id, "bounced", bounced_at,
                     record.modified_at, deleted=record.deleted,
                     raw={"reason": f.get("EmailBouncedReason")},
                 )
@@ -176,6 +231,7 @@ class SalesforceMapper:
             self.options.touch_types.get(f.get("TaskSubtype") or "")
         )
         if touch_type is None:
+            self.unmapped["Task.Type"][str(f.get("Type") or f.get("TaskSubtype"))] += 1
             return []
         status = "completed"
         if touch_type == "call" and f.get("CallDisposition") in self.options.no_answer_dispositions:
@@ -229,12 +285,17 @@ class SalesforceMapper:
         created = parse_datetime(f.get("CreatedDate"))
         amount = to_float(f.get("Amount"))
         out: list[DomainRecord] = []
+        stage = f.get("StageName") or ""
+        kind = self.options.stage_outcomes.get(stage)
+        if kind is None:
+            self.unmapped["Opportunity.StageName"][stage] += 1
+            if to_bool(f.get("IsClosed")):
+                kind = "closed_won" if to_bool(f.get("IsWon")) else "closed_lost"
         for lead in leads:
             if created:
                 out.append(self._opp_outcome(record, lead, "opportunity", created, amount))
-            if to_bool(f.get("IsClosed")):
+            if kind in ("closed_won", "closed_lost"):
                 closed = parse_datetime(f.get("CloseDate")) or record.modified_at
-                kind = "closed_won" if to_bool(f.get("IsWon")) else "closed_lost"
                 out.append(self._opp_outcome(record, lead, kind, closed, amount))
         return out
 

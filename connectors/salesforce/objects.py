@@ -43,6 +43,11 @@ OBJECTS: tuple[ObjectSpec, ...] = (
         "EmailBouncedReason HasOptedOutOfEmail",
     ),
     ObjectSpec(
+        "Contact",
+        f"{AUDIT} IsDeleted AccountId FirstName LastName Email Phone Title LeadSource OwnerId "
+        "EmailBouncedDate EmailBouncedReason HasOptedOutOfEmail",
+    ),
+    ObjectSpec(
         "Task",
         f"{AUDIT} IsDeleted WhoId WhatId OwnerId Subject Status Type TaskSubtype ActivityDate "
         "CompletedDateTime CallType CallDurationInSeconds CallDisposition IsArchived",

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import control_api, hubspot_api, oauth_api, salesforce_api
+from . import bulk_api, control_api, hubspot_api, metadata_api, oauth_api, salesforce_api
 from .auth import OAuthError
 from .faults import RequestFault
 from .hubspot_portal import HubSpotApiError
 from .hubspot_schema import CRM_V3, CRM_V4
+from .salesforce_metadata import soap_operation, soap_session_id
 from .salesforce_org import SalesforceApiError
 from .sandbox import SandboxCRM
 from .soql import SoqlError
@@ -22,6 +23,7 @@ from .stats import retry_after_seconds
 from .wire import SF_JSON, hs_error, json_response, sf_error
 
 OAUTH_PREFIXES = ("/services/oauth2/", "/oauth/", "/id/")
+SOAP_PREFIX = "/services/Soap/"
 
 
 def classify(path: str) -> str | None:
@@ -39,7 +41,25 @@ def _is_search(path: str) -> bool:
     return path.endswith("/search")
 
 
+def _soap_fault_response(fault: RequestFault) -> Response:
+    code = {
+        401: (
+            "sf:INVALID_SESSION_ID",
+            "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader",
+        ),
+        403: ("sf:REQUEST_LIMIT_EXCEEDED", "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded."),
+        429: ("sf:REQUEST_LIMIT_EXCEEDED", "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded."),
+        503: ("sf:SERVER_UNAVAILABLE", "SERVER_UNAVAILABLE: Service Unavailable"),
+    }.get(fault.status, ("sf:UNKNOWN_EXCEPTION", "UNKNOWN_EXCEPTION: injected fault"))
+    response = metadata_api.soap_fault(*code, status=fault.status)
+    if fault.retry_after is not None:
+        response.headers["Retry-After"] = str(fault.retry_after)
+    return response
+
+
 def _fault_response(crm: str, fault: RequestFault) -> Response:
+    if request.path.startswith(SOAP_PREFIX):
+        return _soap_fault_response(fault)
     headers = {}
     if fault.retry_after is not None:
         headers["Retry-After"] = str(
@@ -117,7 +137,14 @@ def create_app(sandbox: SandboxCRM) -> Flask:
     app.url_map.strict_slashes = False
     app.config["SANDBOX"] = sandbox
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    for blueprint in (salesforce_api.bp, hubspot_api.bp, oauth_api.bp, control_api.bp):
+    for blueprint in (
+        salesforce_api.bp,
+        bulk_api.bp,
+        metadata_api.bp,
+        hubspot_api.bp,
+        oauth_api.bp,
+        control_api.bp,
+    ):
         app.register_blueprint(blueprint)
 
     @app.before_request
@@ -128,16 +155,35 @@ def create_app(sandbox: SandboxCRM) -> Flask:
         if crm is None:
             return None
         rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
-        sandbox.count(crm, f"{request.method} {rule}")
+        soap = path.startswith(SOAP_PREFIX)
+        endpoint = f"{request.method} {rule}"
+        if soap:
+            # One URL serves every Metadata API call: count them per SOAP operation.
+            endpoint += f" {soap_operation(request.get_data(cache=True)) or '<unknown>'}"
+        sandbox.count(crm, endpoint)
         fault = sandbox.faults.take_request_fault(crm, path, request.method)
         if fault is not None:
             return _fault_response(crm, fault)
         if crm == "salesforce" and rule != "/services/data/":
-            if sandbox.tokens.check("salesforce", _bearer()) is None:
+            token = soap_session_id(request.get_data(cache=True)) if soap else _bearer()
+            record = sandbox.tokens.check("salesforce", token or _bearer())
+            if record is None:
+                if soap:
+                    return metadata_api.soap_fault(
+                        "sf:INVALID_SESSION_ID",
+                        "INVALID_SESSION_ID: Invalid Session ID found in SessionHeader: "
+                        "Illegal Session",
+                    )
                 return sf_error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            g.sf_user = record.user_id or sandbox.salesforce.integration_user_id
             usage, over = sandbox.salesforce.count_api_call()
             g.sf_usage = usage
             if over:
+                if soap:
+                    return metadata_api.soap_fault(
+                        "sf:REQUEST_LIMIT_EXCEEDED",
+                        "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
+                    )
                 return sf_error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         elif crm == "hubspot":
             token = _bearer()

@@ -60,6 +60,7 @@ class AccessToken:
     scope: str
     refresh_token: str | None = None
     revoked: bool = False
+    user_id: str | None = None  # Salesforce user the token acts as (None = integration user)
 
     def valid(self, now: float) -> bool:
         return not self.revoked and (self.expires is None or now < self.expires)
@@ -92,7 +93,12 @@ class TokenStore:
         return c.hubspot_client_id, c.hubspot_client_secret, c.hubspot_redirect_uris
 
     def _new_access(
-        self, crm: Crm, scope: str, refresh_token: str | None, org_id: str = ""
+        self,
+        crm: Crm,
+        scope: str,
+        refresh_token: str | None,
+        org_id: str = "",
+        user_id: str | None = None,
     ) -> AccessToken:
         now = self._now()
         if crm == "salesforce":
@@ -101,7 +107,9 @@ class TokenStore:
         else:
             token = "CK" + secrets.token_urlsafe(96)
             life = float(self.config.hubspot_token_seconds)
-        record = AccessToken(crm, token, now, now + life if life else None, scope, refresh_token)
+        record = AccessToken(
+            crm, token, now, now + life if life else None, scope, refresh_token, user_id=user_id
+        )
         self.access[token] = record
         return record
 
@@ -212,6 +220,32 @@ class TokenStore:
             self.refresh[refresh_token] = (crm, client_id, scope)
             return self._new_access(crm, scope, refresh_token, org_id)
 
+    def issue_jwt(self, form: dict[str, str], org_id: str, find_user, audiences) -> AccessToken:
+        """Handle ``grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer``.
+
+        Args:
+            form: the token request (``assertion``).
+            org_id: the org id (access-token prefix).
+            find_user: ``username -> (user id, active) | None``.
+            audiences: accepted ``aud`` values.
+
+        Raises:
+            OAuthError: ``invalid_grant`` / ``invalid_client_id`` as Salesforce answers.
+        """
+        claims = verify_jwt_assertion(form.get("assertion", ""), self.config, audiences)
+        username = str(claims.get("sub") or "")
+        found = find_user(username) if username else None
+        allowed = self.config.salesforce_jwt_preauthorized_usernames
+        if found is None or (
+            allowed is not None and username.lower() not in {u.lower() for u in allowed}
+        ):
+            raise OAuthError("invalid_grant", "user hasn't approved this consumer")
+        user_id, active = found
+        if not active:
+            raise OAuthError("invalid_grant", "inactive user")
+        with self.lock:
+            return self._new_access("salesforce", "api", None, org_id, user_id=user_id)
+
     def refresh_grant(
         self, crm: Crm, form: dict[str, str], org_id: str = ""
     ) -> tuple[AccessToken, str | None]:
@@ -281,6 +315,74 @@ class TokenStore:
         return count
 
 
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+JWT_MAX_LIFETIME_SECONDS = 180
+JWT_CLOCK_SKEW_SECONDS = 5
+JWT_STANDARD_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
+
+
+def _public_key(pem: str) -> Any:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    data = pem.encode()
+    if b"BEGIN CERTIFICATE" in data:
+        return x509.load_pem_x509_certificate(data).public_key()
+    return load_pem_public_key(data)
+
+
+def verify_jwt_assertion(assertion: str, config: SandboxConfig, audiences) -> dict[str, Any]:
+    """Check a JWT bearer assertion the way Salesforce does; return its claims.
+
+    RS256 signature against ``config.salesforce_jwt_public_key_pem``; ``iss`` = the app's
+    client id; ``aud`` one of ``audiences``; ``exp`` in the future and at most three
+    minutes ahead (``exp`` may be a numeric string, as simple-salesforce sends it).
+
+    Raises:
+        OAuthError: invalid_grant (``invalid assertion``, ``audience is invalid``,
+            ``expired authorization code``) or invalid_client_id.
+    """
+    import jwt
+
+    pem = config.salesforce_jwt_public_key_pem
+    if not pem or not assertion:
+        raise OAuthError("invalid_grant", "invalid assertion")
+    try:
+        claims = jwt.decode(
+            assertion,
+            _public_key(pem),
+            algorithms=["RS256"],
+            options={
+                "verify_exp": False,
+                "verify_aud": False,
+                "verify_iss": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "verify_sub": False,
+                "verify_jti": False,
+            },
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise OAuthError("invalid_grant", "invalid assertion") from exc
+    if claims.get("iss") != config.salesforce_client_id:
+        raise OAuthError("invalid_client_id", "client identifier invalid")
+    aud = claims.get("aud")
+    wanted = {a.rstrip("/") for a in (*audiences, *JWT_STANDARD_AUDIENCES)}
+    given = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+    if not any(isinstance(a, str) and a.rstrip("/") in wanted for a in given):
+        raise OAuthError("invalid_grant", "audience is invalid")
+    try:
+        exp = float(claims["exp"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise OAuthError("invalid_grant", "invalid assertion") from exc
+    now = config.now().timestamp()
+    if exp <= now:
+        raise OAuthError("invalid_grant", "expired authorization code")
+    if exp > now + JWT_MAX_LIFETIME_SECONDS + JWT_CLOCK_SKEW_SECONDS:
+        raise OAuthError("invalid_grant", "invalid assertion")
+    return claims
+
+
 def salesforce_signature(client_secret: str, identity_url: str, issued_at: str) -> str:
     """Return Salesforce's token ``signature``: base64 HMAC-SHA256(id + issued_at)."""
     digest = hmac.new(client_secret.encode(), (identity_url + issued_at).encode(), hashlib.sha256)
@@ -292,4 +394,12 @@ def ms(value: float) -> str:
     return str(int(value * 1000))
 
 
-__all__ = ["AccessToken", "OAuthError", "TokenStore", "ms", "salesforce_signature"]
+__all__ = [
+    "JWT_BEARER",
+    "AccessToken",
+    "OAuthError",
+    "TokenStore",
+    "ms",
+    "salesforce_signature",
+    "verify_jwt_assertion",
+]

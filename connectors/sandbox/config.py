@@ -37,6 +37,21 @@ class SandboxConfig:
         hubspot_requests_per_10s: ten-secondly rolling limit; None = off.
         hubspot_search_per_second: search endpoints' secondly limit; None = off.
         hubspot_search_cap: deepest reachable search result (``after + limit``).
+        enforce_field_level_security: custom fields created through the Tooling API stay
+            invisible to an API user until a permission set assigned to that user grants
+            them (FieldPermissions); the seed's own custom fields are always visible.
+        bulk_polls_to_complete: how many job-info polls a Bulk 2.0 job answers
+            ``InProgress`` before ``JobComplete`` (0 = complete at once).
+        bulk_default_page_rows: query-result page size when ``maxRecords`` is absent.
+        bulk_daily_query_jobs: ``DailyBulkV2QueryJobs`` maximum; creating more fails with
+            LIMIT_EXCEEDED.
+        bulk_daily_batches: ``DailyBulkApiBatches`` maximum (ingest jobs use one per
+            10,000 records).
+        bulk_max_upload_bytes: most CSV bytes one ingest job accepts (150 MB).
+        salesforce_jwt_public_key_pem: PEM certificate or public key of the connected app's
+            JWT bearer flow; None disables the grant.
+        salesforce_jwt_preauthorized_usernames: usernames pre-authorised for the JWT flow;
+            None = every active user.
         clock: source of "now" for writes, token expiry and SOQL date literals.
     """
 
@@ -61,6 +76,14 @@ class SandboxConfig:
     hubspot_requests_per_10s: int | None = None
     hubspot_search_per_second: int | None = None
     hubspot_search_cap: int = 10_000
+    enforce_field_level_security: bool = True
+    bulk_polls_to_complete: int = 1
+    bulk_default_page_rows: int = 50_000
+    bulk_daily_query_jobs: int = 10_000
+    bulk_daily_batches: int = 15_000
+    bulk_max_upload_bytes: int = 150 * 1024 * 1024
+    salesforce_jwt_public_key_pem: str | None = None
+    salesforce_jwt_preauthorized_usernames: tuple[str, ...] | None = None
     clock: Callable[[], dt.datetime] = field(default=wall_clock)
 
     def now(self) -> dt.datetime:

@@ -38,7 +38,11 @@ SF_KEY_PREFIXES: dict[str, str] = {
     "LeadHistory": "017",
     "Organization": "00D",
     "CustomField": "00N",
+    "PermissionSet": "0PS",
+    "FieldPermissions": "01k",
+    "PermissionSetAssignment": "0Pa",
 }
+BULK_JOB_PREFIX = "750"
 
 
 def checksum_suffix(id15: str) -> str:
@@ -113,6 +117,46 @@ def decode_sf_serial(sf_id: str, prefix: str) -> int | None:
     if len(sf_id) == 18 and sf_id[15:] != checksum_suffix(sf_id[:15]):
         return None
     return n
+
+
+_DIGIT_OF_BYTE = np.full(256, -1, dtype=np.int64)
+_DIGIT_OF_BYTE[_BASE62_BYTES] = np.arange(62)
+_FLAG_WEIGHTS = np.array([1, 2, 4, 8, 16], dtype=np.int64)
+
+
+def decode_sf_serials(ids: np.ndarray, prefix: str) -> np.ndarray:
+    """Vectorised `decode_sf_serial`: serials of well-formed ``prefix`` ids, -1 elsewhere.
+
+    Args:
+        ids: an object array of candidate ids (anything; non-strings decode to -1).
+        prefix: the 3-character key prefix the ids must carry.
+    """
+    n = len(ids)
+    out = np.full(n, -1, dtype=np.int64)
+    candidates = [
+        i
+        for i, v in enumerate(ids.tolist())
+        if isinstance(v, str) and len(v) in (15, 18) and v.isascii()
+    ]
+    if not candidates:
+        return out
+    idx = np.asarray(candidates, dtype=np.int64)
+    texts = [ids[i] for i in candidates]
+    lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
+    buf = np.array(texts, dtype="S18").view(np.uint8).reshape(len(texts), 18)
+    head = np.frombuffer((prefix + _POD).encode(), dtype=np.uint8)
+    ok = np.all(buf[:, :6] == head, axis=1)
+    digits = _DIGIT_OF_BYTE[buf[:, 6:15]]
+    ok &= np.all(digits >= 0, axis=1)
+    serial = np.zeros(len(texts), dtype=np.int64)
+    for k in range(SERIAL_WIDTH):
+        serial = serial * 62 + np.maximum(digits[:, k], 0)
+    upper = (buf[:, :15] >= ord("A")) & (buf[:, :15] <= ord("Z"))
+    flags = upper.reshape(len(texts), 3, 5).astype(np.int64) @ _FLAG_WEIGHTS
+    suffix_ok = np.all(buf[:, 15:] == _CHECKSUM_BYTES[flags], axis=1)
+    ok &= (lengths == 15) | suffix_ok
+    out[idx[ok]] = serial[ok]
+    return out
 
 
 def random_sf_id(prefix: str) -> str:

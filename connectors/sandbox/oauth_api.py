@@ -6,7 +6,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, current_app, redirect, request
 
-from .auth import OAuthError
+from .auth import JWT_BEARER, OAuthError
 from .hubspot_schema import OAUTH_V1
 from .wire import base_url, hs_error, json_response, sf_error
 
@@ -72,6 +72,14 @@ def sf_token() -> Response:
     elif grant_type == "refresh_token":
         access, rotated = sandbox.tokens.refresh_grant("salesforce", form, org_id)
         body = sandbox.salesforce_token_response(access, rotated, base_url())
+    elif grant_type == JWT_BEARER:
+        access = sandbox.tokens.issue_jwt(
+            form,
+            org_id,
+            sandbox.salesforce.user_by_username,
+            (base_url(), sandbox.base_url),
+        )
+        body = sandbox.salesforce_token_response(access, None, base_url())
     else:
         raise OAuthError("unsupported_grant_type", "grant type not supported")
     no_cache = "no-cache,must-revalidate,max-age=0,no-store,private"
@@ -86,12 +94,52 @@ def sf_revoke() -> Response:
     return Response(status=200)
 
 
+def _sf_token_record():
+    header = request.headers.get("Authorization", "")
+    token = header.split(" ", 1)[1] if " " in header else request.args.get("oauth_token")
+    return _sandbox().tokens.check("salesforce", token)
+
+
+@bp.route("/services/oauth2/userinfo", methods=["GET", "POST"])
+def sf_userinfo() -> Response:
+    """OpenID Connect userinfo of the token's user."""
+    sandbox = _sandbox()
+    record = _sf_token_record()
+    if record is None:
+        return Response("Bad_OAuth_Token", status=403)
+    org = sandbox.salesforce
+    user_id = record.user_id or org.integration_user_id
+    user = org.get("User", user_id)
+    identity = f"{base_url()}/id/{org.org_id}/{user_id}"
+    return json_response(
+        {
+            "sub": identity,
+            "user_id": user_id,
+            "organization_id": org.org_id,
+            "preferred_username": user["Username"],
+            "nickname": user["FirstName"] or user["LastName"],
+            "name": user["Name"],
+            "email": user["Email"],
+            "email_verified": True,
+            "given_name": user["FirstName"],
+            "family_name": user["LastName"],
+            "zoneinfo": "Etc/UTC",
+            "active": user["IsActive"],
+            "user_type": "STANDARD",
+            "language": "en_US",
+            "locale": "en_US",
+            "utcOffset": 0,
+            "updated_at": user["LastModifiedDate"],
+            "is_app_installed": True,
+            "urls": {"rest": f"{base_url()}/services/data/v{{version}}/"},
+        }
+    )
+
+
 @bp.get("/id/<org_id>/<user_id>")
 def sf_identity(org_id: str, user_id: str) -> Response:
     sandbox = _sandbox()
-    header = request.headers.get("Authorization", "")
-    token = header.split(" ", 1)[1] if " " in header else request.args.get("oauth_token")
-    if sandbox.tokens.check("salesforce", token) is None:
+    if _sf_token_record() is None:
         return Response("Bad_OAuth_Token", status=403)
     org = sandbox.salesforce
     try:

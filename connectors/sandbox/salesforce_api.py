@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 
 from .salesforce_org import SalesforceApiError, SalesforceOrg, parse_replication_time
 from .wire import SF_JSON, json_body, json_response, sf_error
@@ -27,6 +27,17 @@ bp = Blueprint("salesforce", __name__)
 
 def _org() -> SalesforceOrg:
     return current_app.config["SANDBOX"].salesforce
+
+
+def current_user() -> str | None:
+    """The Salesforce user id of the request's access token (set by the app's auth step)."""
+    return g.get("sf_user")
+
+
+def record_fault_hook():
+    """The per-record fault hook of the sandbox (``Faults.record_fault`` for Salesforce)."""
+    sandbox = current_app.config["SANDBOX"]
+    return lambda rid: sandbox.faults.record_fault("salesforce", rid)
 
 
 def _ok(body: Any, status: int = 200) -> Response:
@@ -65,7 +76,7 @@ def versions() -> Response:
 @bp.get(f"{DATA}/v<version>/")
 def resources(version: str) -> Response:
     base = f"{DATA}/v{_version(version)}"
-    names = ["sobjects", "query", "queryAll", "limits", "tooling", "composite"]
+    names = ["sobjects", "query", "queryAll", "limits", "tooling", "composite", "jobs"]
     return _ok({n: f"{base}/{n}" for n in names})
 
 
@@ -86,6 +97,7 @@ def _query(version: str, include_deleted: bool, tooling: bool = False) -> Respon
             batch_size=_batch_size(),
             version=_version(version),
             tooling=tooling,
+            user=current_user(),
         )
     )
 
@@ -122,14 +134,20 @@ def describe_global(version: str) -> Response:
 @bp.get(f"{DATA}/v<version>/sobjects/<sobject>/")
 def sobject_info(version: str, sobject: str) -> Response:
     version = _version(version)
-    head = _org().describe(_object(sobject), version)
+    head = _org().describe(_object(sobject), version, user=current_user())
     head.pop("fields")
     return _ok({"objectDescribe": head, "recentItems": []})
 
 
+@bp.post(f"{DATA}/v<version>/sobjects/<sobject>/")
+def create_record(version: str, sobject: str) -> Response:
+    _version(version)
+    return _ok(_org().create(_object(sobject), _json_object(), user=current_user()), 201)
+
+
 @bp.get(f"{DATA}/v<version>/sobjects/<sobject>/describe/")
 def describe(version: str, sobject: str) -> Response:
-    return _ok(_org().describe(_object(sobject), _version(version)))
+    return _ok(_org().describe(_object(sobject), _version(version), user=current_user()))
 
 
 def _window() -> tuple[Any, Any]:
@@ -167,20 +185,18 @@ def _fields_arg() -> list[str] | None:
 
 @bp.get(f"{DATA}/v<version>/sobjects/<sobject>/<record_id>")
 def get_record(version: str, sobject: str, record_id: str) -> Response:
-    return _ok(_org().read_record(_object(sobject), record_id, _fields_arg(), _version(version)))
+    return _ok(
+        _org().read_record(
+            _object(sobject), record_id, _fields_arg(), _version(version), user=current_user()
+        )
+    )
 
 
 @bp.patch(f"{DATA}/v<version>/sobjects/<sobject>/<record_id>")
 def patch_record(version: str, sobject: str, record_id: str) -> Response:
     _version(version)
     body = _json_object()
-    sandbox = current_app.config["SANDBOX"]
-    _org().update(
-        _object(sobject),
-        record_id,
-        body,
-        lambda rid: sandbox.faults.record_fault("salesforce", rid),
-    )
+    _org().update(_object(sobject), record_id, body, record_fault_hook(), user=current_user())
     return Response(status=204)
 
 
@@ -218,9 +234,8 @@ def collections_update(version: str) -> Response:
         )
     all_or_none = bool(body.get("allOrNone", False))
     # Sforce-Auto-Assign is accepted and ignored: the sandbox runs no assignment rules.
-    sandbox = current_app.config["SANDBOX"]
     results = _org().update_collection(
-        records, all_or_none, lambda rid: sandbox.faults.record_fault("salesforce", rid)
+        records, all_or_none, record_fault_hook(), user=current_user()
     )
     return _ok(results)
 
@@ -238,7 +253,7 @@ def collections_retrieve(version: str, sobject: str) -> Response:
         raise SalesforceApiError(400, "MALFORMED_QUERY", "ids is required")
     if len(ids) > 2000:
         raise SalesforceApiError(400, "EXCEEDED_ID_LIMIT", "Too many ids: more than 2000")
-    return _ok(_org().retrieve(_object(sobject), ids, fields, version))
+    return _ok(_org().retrieve(_object(sobject), ids, fields, version, user=current_user()))
 
 
 # ---- tooling --------------------------------------------------------------------------------

@@ -17,14 +17,20 @@ import pandas as pd
 
 from .config import SandboxConfig
 from .ids import SF_KEY_PREFIXES, decode_sf_serial, mint_sf_id, random_sf_id, to_18
+from .salesforce_access import AccessMixin, SetupError, not_writable
+from .salesforce_bulk import BulkJobs
+from .salesforce_metadata import MetadataStore
 from .salesforce_render import KeySource, custom_field_def, render_salesforce
 from .salesforce_schema import (
+    CREATEABLE_OBJECTS,
     DELETABLE_OBJECTS,
     OBJECT_LABELS,
+    SETUP_OBJECTS,
     UPDATEABLE_OBJECTS,
     FieldDef,
     ObjectSchema,
 )
+from .salesforce_write import SKIP, write_rows
 from .seed import CrmSeed
 from .soql import Query, SoqlError, error_at, parse
 from .soql_eval import Evaluator, sort_positions
@@ -77,8 +83,11 @@ def _locked(method):
     return wrapper
 
 
-class SalesforceOrg:
+class SalesforceOrg(AccessMixin):
     """A Salesforce org rendered from a seed.
+
+    Methods taking ``user`` apply that API user's field-level security; ``user=None`` is
+    the system view (every field), which the Python helpers (`get`, `frame`) use.
 
     Args:
         seed: the neutral CRM data.
@@ -105,6 +114,12 @@ class SalesforceOrg:
         self._tooling_names = {o.lower(): o for o in self.tooling_tables}
         self._custom_field_serial = self.tooling_tables["CustomField"].n
         self.created_at = seed.now
+        self._grant_cache: dict[str, dict[str, tuple[bool, bool]]] = {}
+        self._setup_serials: dict[str, int] = {}
+        self.bulk_query_jobs_used = 0
+        self.bulk_batches_used = 0
+        self.metadata = MetadataStore(self)
+        self.bulk = BulkJobs(self)
 
     # ---- clock -------------------------------------------------------------------------------
     def now64(self) -> np.datetime64:
@@ -120,6 +135,8 @@ class SalesforceOrg:
     def position(self, sobject: str, record_id: Any) -> int | None:
         """Return the row position of ``record_id`` in ``sobject`` (deleted rows included)."""
         table = self.tables[sobject]
+        if sobject in SETUP_OBJECTS:
+            return self._scan_position(sobject, record_id)
         if sobject == "CustomField" or sobject not in SF_KEY_PREFIXES:
             return None
         serial = decode_sf_serial(record_id, SF_KEY_PREFIXES[sobject])
@@ -208,22 +225,20 @@ class SalesforceOrg:
         return schemas[name], tables[name]
 
     @_locked
-    def query(
-        self,
-        soql: str,
-        *,
-        include_deleted: bool = False,
-        batch_size: int | None = None,
-        version: str = "62.0",
-        tooling: bool = False,
-    ) -> dict[str, Any]:
-        """Run a SOQL query and return its first page as the REST API does.
+    def select(
+        self, query: Query, *, include_deleted: bool, tooling: bool = False, user: str | None = None
+    ) -> tuple[ObjectSchema, list[FieldDef], np.ndarray]:
+        """Validate and evaluate a parsed query; return (schema, selected fields, positions).
+
+        Positions are filtered, ordered, offset and limited; ``user``'s field-level security
+        decides which fields exist.
 
         Raises:
-            SoqlError: MALFORMED_QUERY / INVALID_FIELD / INVALID_TYPE and friends.
+            SoqlError: INVALID_FIELD / INVALID_TYPE / MALFORMED_QUERY and friends.
         """
-        query = parse(soql)
         schema, table = self._schema_table(query, tooling)
+        if not tooling:
+            schema = self.visible_schema(schema.name, user)
         today = np.datetime64(self.config.now().date(), "D").astype("datetime64[ns]")
         locate = None
         if not tooling:
@@ -256,6 +271,28 @@ class SalesforceOrg:
             positions = positions[query.offset :]
         if query.limit is not None:
             positions = positions[: query.limit]
+        return schema, fields, positions
+
+    @_locked
+    def query(
+        self,
+        soql: str,
+        *,
+        include_deleted: bool = False,
+        batch_size: int | None = None,
+        version: str = "62.0",
+        tooling: bool = False,
+        user: str | None = None,
+    ) -> dict[str, Any]:
+        """Run a SOQL query and return its first page as the REST API does.
+
+        Raises:
+            SoqlError: MALFORMED_QUERY / INVALID_FIELD / INVALID_TYPE and friends.
+        """
+        query = parse(soql)
+        schema, fields, positions = self.select(
+            query, include_deleted=include_deleted, tooling=tooling, user=user
+        )
         if query.count:
             return {"totalSize": len(positions), "done": True, "records": []}
         if query.count_field is not None:
@@ -339,12 +376,17 @@ class SalesforceOrg:
 
     # ---- describe ----------------------------------------------------------------------------
     @_locked
-    def describe(self, sobject: str, version: str, tooling: bool = False) -> dict[str, Any]:
-        """Return the sObject describe result."""
-        schema = (self.tooling_schemas if tooling else self.schemas)[sobject]
+    def describe(
+        self, sobject: str, version: str, tooling: bool = False, user: str | None = None
+    ) -> dict[str, Any]:
+        """Return the sObject describe result (fields as ``user`` sees them)."""
+        if tooling:
+            fields = [f.describe() for f in self.tooling_schemas[sobject].fields]
+        else:
+            fields = self.describe_fields(sobject, user)
         return {
             **self._describe_head(sobject, version, tooling),
-            "fields": [f.describe() for f in schema.fields],
+            "fields": fields,
             "childRelationships": [],
             "recordTypeInfos": [],
             "supportedScopes": [],
@@ -355,10 +397,10 @@ class SalesforceOrg:
         base = f"/services/data/v{version}/{'tooling/' if tooling else ''}sobjects/{sobject}"
         return {
             "activateable": False,
-            "createable": False,
+            "createable": sobject in CREATEABLE_OBJECTS or sobject in SETUP_OBJECTS,
             "custom": False,
             "customSetting": False,
-            "deletable": sobject in DELETABLE_OBJECTS,
+            "deletable": sobject in DELETABLE_OBJECTS or sobject in SETUP_OBJECTS,
             "deprecatedAndHidden": False,
             "feedEnabled": False,
             "keyPrefix": SF_KEY_PREFIXES.get(sobject),
@@ -370,7 +412,7 @@ class SalesforceOrg:
             "queryable": True,
             "replicateable": True,
             "retrieveable": True,
-            "searchable": sobject not in ("LeadHistory", "QueueSobject"),
+            "searchable": sobject not in ("LeadHistory", "QueueSobject", *SETUP_OBJECTS),
             "triggerable": True,
             "undeletable": sobject in DELETABLE_OBJECTS,
             "updateable": sobject in UPDATEABLE_OBJECTS,
@@ -461,6 +503,9 @@ class SalesforceOrg:
         return parsed, None
 
     def _check_reference(self, sobject: str, fdef: FieldDef, value: str) -> tuple[Any, dict | None]:
+        if fdef.name == "OwnerId":
+            error = self.check_owner(sobject, fdef, value)
+            return (None, error) if error else (to_18(value), None)
         target = self.object_for_id(value)
         ok = target in fdef.reference_to and self.position(target, value) is not None
         if ok and target == "Group":
@@ -483,7 +528,11 @@ class SalesforceOrg:
         return to_18(value), None
 
     def _prepare(
-        self, sobject: str | None, record_id: Any, values: dict[str, Any]
+        self,
+        sobject: str | None,
+        record_id: Any,
+        values: dict[str, Any],
+        user: str | None = None,
     ) -> tuple[int | None, list[tuple[FieldDef, Any]], list[dict]]:
         """Validate one update; return (position, coerced values, errors)."""
         if sobject is None:
@@ -567,16 +616,8 @@ class SalesforceOrg:
                     }
                 )
                 continue
-            if not fdef.updateable:
-                errors.append(
-                    {
-                        "statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
-                        "message": f"Unable to create/update fields: {fdef.name}. Please check the "
-                        "security settings of this field and verify that it is read/write for your "
-                        "profile or permission set.",
-                        "fields": [fdef.name],
-                    }
-                )
+            if not self.field_editable(sobject, fdef, user):
+                errors.append(not_writable(fdef.name))
                 continue
             coerced, error = self._coerce(sobject, fdef, value)
             if error:
@@ -599,7 +640,11 @@ class SalesforceOrg:
 
     @_locked
     def update_collection(
-        self, records: list[Any], all_or_none: bool, record_fault: RecordFault | None = None
+        self,
+        records: list[Any],
+        all_or_none: bool,
+        record_fault: RecordFault | None = None,
+        user: str | None = None,
     ) -> list[dict[str, Any]]:
         """Apply an sObject Collections update; return SaveResults in input order."""
         plans = []
@@ -625,7 +670,7 @@ class SalesforceOrg:
             sobject = self.object_name(str(attrs.get("type", ""))) if attrs.get("type") else None
             record_id = record.get("id", record.get("Id"))
             values = {k: v for k, v in record.items() if k not in ("attributes", "id", "Id")}
-            pos, prepared, errors = self._prepare(sobject, record_id, values)
+            pos, prepared, errors = self._prepare(sobject, record_id, values, user)
             if not errors and record_fault is not None and isinstance(record_id, str):
                 fault = record_fault(to_18(record_id))
                 if fault:
@@ -668,6 +713,7 @@ class SalesforceOrg:
         record_id: str,
         values: dict[str, Any],
         record_fault: RecordFault | None = None,
+        user: str | None = None,
     ) -> None:
         """Update one record (PATCH semantics).
 
@@ -680,7 +726,7 @@ class SalesforceOrg:
         pos = self.position(canonical, record_id)
         if pos is None:
             raise SalesforceApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        pos, prepared, errors = self._prepare(canonical, record_id, values)
+        pos, prepared, errors = self._prepare(canonical, record_id, values, user)
         if not errors and record_fault is not None:
             fault = record_fault(to_18(record_id))
             if fault:
@@ -702,6 +748,10 @@ class SalesforceOrg:
             SalesforceApiError: 404 when unknown or already deleted.
         """
         canonical = self.object_name(sobject)
+        if canonical in SETUP_OBJECTS:
+            if not self.delete_setup_record(canonical, record_id):
+                raise SalesforceApiError(404, "NOT_FOUND", "The requested resource does not exist")
+            return
         pos = self.position(canonical, record_id) if canonical else None
         if canonical is None or pos is None or canonical not in DELETABLE_OBJECTS:
             raise SalesforceApiError(404, "NOT_FOUND", "The requested resource does not exist")
@@ -716,23 +766,32 @@ class SalesforceOrg:
 
     @_locked
     def retrieve(
-        self, sobject: str, record_ids: list[str], field_names: list[str] | None, version: str
+        self,
+        sobject: str,
+        record_ids: list[str],
+        field_names: list[str] | None,
+        version: str,
+        user: str | None = None,
     ) -> list[dict[str, Any] | None]:
         """Return records by id (None for unknown ids), as ``GET composite/sobjects/{T}``.
 
         Raises:
             SalesforceApiError: INVALID_FIELD for unknown field names.
         """
-        schema = self.schemas[sobject]
+        schema = self.visible_schema(sobject, user)
         fields = self._field_list(schema, field_names)
         out: list[dict[str, Any] | None] = []
         for record_id in record_ids:
             pos = self.position(sobject, record_id)
-            if pos is None or self.tables[sobject].col("IsDeleted")[pos]:
+            if pos is None or self._is_deleted(sobject, pos):
                 out.append(None)
             else:
                 out.append(self.render(sobject, np.array([pos]), fields, version)[0])
         return out
+
+    def _is_deleted(self, sobject: str, pos: int) -> bool:
+        table = self.tables[sobject]
+        return "IsDeleted" in table and bool(table.col("IsDeleted")[pos])
 
     def _field_list(self, schema: ObjectSchema, names: list[str] | None) -> list[FieldDef]:
         if not names:
@@ -756,7 +815,12 @@ class SalesforceOrg:
 
     @_locked
     def read_record(
-        self, sobject: str, record_id: str, field_names: list[str] | None, version: str
+        self,
+        sobject: str,
+        record_id: str,
+        field_names: list[str] | None,
+        version: str,
+        user: str | None = None,
     ) -> dict[str, Any]:
         """Return one record for ``GET /sobjects/{T}/{id}``.
 
@@ -764,10 +828,68 @@ class SalesforceOrg:
             SalesforceApiError: 404 NOT_FOUND.
         """
         pos = self.position(sobject, record_id)
-        if pos is None or self.tables[sobject].col("IsDeleted")[pos]:
+        if pos is None or self._is_deleted(sobject, pos):
             raise SalesforceApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        fields = self._field_list(self.schemas[sobject], field_names)
+        fields = self._field_list(self.visible_schema(sobject, user), field_names)
         return self.render(sobject, np.array([pos]), fields, version)[0]
+
+    @_locked
+    def create(self, sobject: str, body: Any, user: str | None = None) -> dict[str, Any]:
+        """Create one record (``POST /sobjects/{T}/``); return ``{"id", "success", "errors"}``.
+
+        Setup objects (PermissionSet, FieldPermissions, PermissionSetAssignment) and the
+        data objects in ``CREATEABLE_OBJECTS`` can be created.
+
+        Raises:
+            SalesforceApiError: 400 with the first error (REQUIRED_FIELD_MISSING,
+                DUPLICATE_VALUE, INVALID_CROSS_REFERENCE_KEY, ...).
+        """
+        if not isinstance(body, dict):
+            raise SalesforceApiError(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+        canonical = self.object_name(sobject)
+        if canonical in SETUP_OBJECTS:
+            try:
+                record_id = self.create_setup_record(canonical, body)
+            except SetupError as exc:
+                raise SalesforceApiError(400, exc.code, exc.message, exc.fields) from exc
+            return {"id": record_id, "success": True, "errors": []}
+        if canonical not in CREATEABLE_OBJECTS:
+            raise SalesforceApiError(
+                400,
+                "INVALID_TYPE_FOR_OPERATION",
+                f"entity type {canonical or sobject} does not support insert",
+            )
+        names = [k for k in body if k != "attributes"]
+        columns = []
+        for name in names:
+            column = np.empty(1, dtype=object)
+            column[0] = body[name]
+            columns.append(column)
+        if not names:
+            names, columns = ["Id"], [np.array([SKIP], dtype=object)]
+        result = write_rows(self, canonical, "insert", names, columns, user)
+        error = result.errors[0]
+        if error is not None:
+            raise SalesforceApiError(
+                400, error["statusCode"], error["message"], error.get("fields", [])
+            )
+        return {"id": str(result.ids[0]), "success": True, "errors": []}
+
+    # ---- metadata ----------------------------------------------------------------------------
+    @_locked
+    def layout(self, full_name: str) -> dict[str, list[str]]:
+        """Return a page layout as ``{section label: [field names]}``.
+
+        Raises:
+            KeyError: no layout of that full name (e.g. ``"Lead-Lead Layout"``).
+        """
+        return self.metadata.layout_fields(full_name)
+
+    @_locked
+    def list_views(self) -> dict[str, dict[str, Any]]:
+        """Return every list view by full name (``Lead.AllOpenLeads``): label, filterScope,
+        queue, columns, filters (``field``/``operation``/``value``) and booleanFilter."""
+        return self.metadata.list_view_copies()
 
     # ---- replication -------------------------------------------------------------------------
     @_locked
@@ -839,6 +961,7 @@ class SalesforceOrg:
         self._custom_field_serial += 1
         field_id = mint_sf_id(SF_KEY_PREFIXES["CustomField"], self._custom_field_serial)
         fdef.custom_field_id = field_id
+        fdef.protected = True
         self.schemas[sobject].add(fdef)
         self.tables[sobject].add_column(fdef.name, fdef.kind)
         now = self.now64()
@@ -888,10 +1011,13 @@ class SalesforceOrg:
         if pos is None:
             raise SalesforceApiError(404, "NOT_FOUND", "The requested resource does not exist")
         table = self.tooling_tables["CustomField"]
-        sobject, name = str(table.col("FullName")[pos]).split(".", 1)
+        full_name = str(table.col("FullName")[pos])
+        sobject, name = full_name.split(".", 1)
         self.schemas[sobject].remove(name)
         self.tables[sobject].drop_column(name)
         delete_row(table, pos)
+        self.drop_field_permissions(full_name)
+        self.metadata.forget_field(sobject, name)
 
     # ---- limits ------------------------------------------------------------------------------
     @_locked
@@ -911,9 +1037,11 @@ class SalesforceOrg:
             "ConcurrentAsyncGetReportInstances": pair(200),
             "DailyApiRequests": pair(limit, self.api_usage),
             "DailyAsyncApexExecutions": pair(250000),
-            "DailyBulkApiBatches": pair(15000),
+            "DailyBulkApiBatches": pair(self.config.bulk_daily_batches, self.bulk_batches_used),
             "DailyBulkV2QueryFileStorageMB": pair(976562),
-            "DailyBulkV2QueryJobs": pair(10000),
+            "DailyBulkV2QueryJobs": pair(
+                self.config.bulk_daily_query_jobs, self.bulk_query_jobs_used
+            ),
             "DataStorageMB": pair(1024),
             "FileStorageMB": pair(1024),
             "SingleEmail": pair(5000),

@@ -13,6 +13,7 @@ from .ids import SF_KEY_PREFIXES, mint_sf_ids
 from .salesforce_schema import (
     LEAD_STATUS,
     OPPORTUNITY_STAGE,
+    SETUP_OBJECTS,
     STAGE_PROBABILITY,
     FieldDef,
     ObjectSchema,
@@ -433,6 +434,10 @@ def render_salesforce(seed: CrmSeed, config: SandboxConfig) -> RenderedOrg:
     )
     sources["LeadHistory"] = {"status_changes": KeySource(KeyIndex(changes["change_key"]))}
 
+    # Setup objects: empty until permission sets are created through the API -----------------
+    for name in SETUP_OBJECTS:
+        tables[name] = _table(name, schemas[name], {}, 0)
+
     # Tooling: the seed's own custom fields ------------------------------------------------------
     tschemas = {name: ObjectSchema(name, list(f)) for name, f in tooling_fields().items()}
     custom = [(obj, f) for obj, s in schemas.items() for f in s.fields if f.custom]
@@ -523,6 +528,16 @@ def custom_field_def(full_name: str, metadata: dict) -> FieldDef:
     Raises:
         ValueError: with a Salesforce-like message when the metadata is unusable.
     """
+    fdef = _custom_field_def(full_name, metadata)
+    formula = metadata.get("formula")
+    if formula:
+        fdef.calculated = True
+        fdef.updateable = False
+        fdef.formula = str(formula)
+    return fdef
+
+
+def _custom_field_def(full_name: str, metadata: dict) -> FieldDef:
     name = full_name.split(".", 1)[1]
     kind = str(metadata.get("type", ""))
     label = str(metadata.get("label") or name.removesuffix("__c").replace("_", " "))

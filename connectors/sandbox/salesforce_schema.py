@@ -53,6 +53,11 @@ class FieldDef:
     precision: int = 0
     scale: int = 0
     custom_field_id: str | None = None
+    # Created through the Tooling API: hidden from API users until a permission set grants it.
+    protected: bool = False
+    # A formula field: never writable, values are not computed by the sandbox.
+    calculated: bool = False
+    formula: str | None = None
 
     @property
     def kind(self) -> Kind:
@@ -86,9 +91,10 @@ class FieldDef:
             "aggregatable": True,
             "autoNumber": False,
             "byteLength": self.length * 3,
-            "calculated": False,
+            "calculated": self.calculated,
+            "calculatedFormula": self.formula,
             "caseSensitive": False,
-            "createable": self.updateable,
+            "createable": self.updateable and not self.calculated,
             "custom": self.custom,
             "defaultValue": False if self.type == "boolean" else None,
             "defaultedOnCreate": self.type == "boolean" or self.name in ("Id", "OwnerId"),
@@ -115,7 +121,7 @@ class FieldDef:
             "sortable": self.type != "textarea",
             "type": self.type,
             "unique": False,
-            "updateable": self.updateable,
+            "updateable": self.updateable and not self.calculated,
         }
 
 
@@ -184,7 +190,29 @@ def standard_fields() -> dict[str, list[FieldDef]]:
         "QueueSobject": [
             *_audit(),
             _f("QueueId", "reference", reference_to=("Group",), **ro),
-            _f("SobjectType", "picklist", picklist=("Lead",), **ro),
+            _f("SobjectType", "picklist", picklist=QUEUE_SOBJECT_TYPES, **ro),
+        ],
+        "PermissionSet": [
+            *_audit(with_deleted=False),
+            _f("Name", "string", length=80, nillable=False, label="API Name"),
+            _f("Label", "string", length=80, nillable=False),
+            _f("Description", "textarea", length=255),
+            _f("IsOwnedByProfile", "boolean", nillable=False, **ro),
+            _f("IsCustom", "boolean", nillable=False, **ro),
+            _f("NamespacePrefix", "string", length=15, **ro),
+        ],
+        "FieldPermissions": [
+            *_audit(with_deleted=False),
+            _f("ParentId", "reference", reference_to=("PermissionSet",), nillable=False),
+            _f("SobjectType", "picklist", length=40, nillable=False),
+            _f("Field", "picklist", length=80, nillable=False),
+            _f("PermissionsRead", "boolean", nillable=False),
+            _f("PermissionsEdit", "boolean", nillable=False),
+        ],
+        "PermissionSetAssignment": [
+            *_audit(with_deleted=False),
+            _f("AssigneeId", "reference", reference_to=("User",), nillable=False),
+            _f("PermissionSetId", "reference", reference_to=("PermissionSet",), nillable=False),
         ],
         "Organization": [*_audit(), _f("Name", "string", length=80, **ro)],
         "Account": [
@@ -359,11 +387,20 @@ OBJECT_LABELS: dict[str, tuple[str, str]] = {
     "LeadHistory": ("Lead History", "Lead History"),
     "Organization": ("Organization", "Organizations"),
     "CustomField": ("Custom Field", "Custom Fields"),
+    "PermissionSet": ("Permission Set", "Permission Sets"),
+    "FieldPermissions": ("Field Permissions", "Field Permissions"),
+    "PermissionSetAssignment": ("Permission Set Assignment", "Permission Set Assignments"),
 }
 UPDATEABLE_OBJECTS = frozenset(
     {"Lead", "Contact", "Account", "Task", "Event", "Opportunity", "User"}
 )
 DELETABLE_OBJECTS = frozenset({"Lead", "Contact", "Account", "Task", "Event", "Opportunity"})
+# Setup objects created and (hard-)deleted through the generic sObject endpoints.
+SETUP_OBJECTS = ("PermissionSet", "FieldPermissions", "PermissionSetAssignment")
+# Objects records can be created in (REST POST and Bulk insert).
+CREATEABLE_OBJECTS = frozenset({"Lead", "Contact", "Account", "Task", "Event", "Opportunity"})
+# Objects whose records may be owned by a queue (given a QueueSobject row).
+QUEUE_SOBJECT_TYPES = ("Lead", "Case")
 
 
 @dataclass

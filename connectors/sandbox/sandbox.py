@@ -22,7 +22,7 @@ class SandboxCRM:
     Attributes:
         config: the `SandboxConfig`.
         salesforce: the `SalesforceOrg` (``.get``, ``.id_for``, ``.update``, ``.delete``,
-            ``.query``).
+            ``.query``, ``.layout``, ``.list_views``, ``.add_queue``, ``.bulk`` jobs).
         hubspot: the `HubSpotPortal` (``.get``, ``.id_for``, ``.update_one``, ``.archive``,
             ``.search``).
         faults: the `Faults` registry (``.inject``, ``.fail_records``, ``.clear``).
@@ -55,7 +55,8 @@ class SandboxCRM:
     # ---- tokens ------------------------------------------------------------------------------
     def salesforce_token_response(self, access, refresh_token: str | None, base_url: str) -> dict:
         """Build a Salesforce token response (crm-api.md §2.1) for an issued token."""
-        identity = f"{base_url}/id/{self.salesforce.org_id}/{self.salesforce.integration_user_id}"
+        user_id = access.user_id or self.salesforce.integration_user_id
+        identity = f"{base_url}/id/{self.salesforce.org_id}/{user_id}"
         issued_at = ms(access.issued)
         body: dict[str, Any] = {"access_token": access.token}
         if refresh_token:
@@ -109,7 +110,11 @@ class SandboxCRM:
 
     # ---- counters ----------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        """Return ``{"salesforce": {"total", "by_endpoint"}, "hubspot": ..., "oauth": ...}``."""
+        """Return ``{"salesforce": {"total", "by_endpoint"}, "hubspot": ..., "oauth": ...}``.
+
+        Endpoints are ``"<METHOD> <url rule>"``; Metadata API (SOAP) calls add the operation,
+        e.g. ``"POST /services/Soap/m/<version> readMetadata"``.
+        """
         out = self._stats.snapshot()
         out["salesforce"]["api_usage"] = self.salesforce.api_usage
         return out

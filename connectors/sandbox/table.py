@@ -28,6 +28,21 @@ def empty_column(kind: Kind, n: int, fill: Any = None) -> np.ndarray:
     return np.full(n, np.datetime64("NaT", "ns") if fill is None else fill, dtype="datetime64[ns]")
 
 
+def kind_array(kind: Kind, values: Any) -> np.ndarray:
+    """Return Python values (None = null) as an array of storage ``kind``."""
+    if kind == "str":
+        out = np.empty(len(values), dtype=object)
+        out[:] = list(values)
+        return out
+    if kind == "num":
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if kind == "bool":
+        return np.array([bool(v) for v in values], dtype=bool)
+    return np.array(
+        [np.datetime64("NaT", "ns") if v is None else v for v in values], dtype="datetime64[ns]"
+    )
+
+
 def coerce_column(kind: Kind, values: Any, n: int) -> np.ndarray:
     """Convert seed-derived values to an owned array of storage ``kind``."""
     if np.isscalar(values) or values is None:
@@ -117,6 +132,13 @@ class Table:
         arr[pos] = value
         self._lower.pop(column, None)
 
+    def set_many(self, positions: np.ndarray, column: str, values: Any) -> None:
+        """Write many cells at once; ``values`` are Python values of the column's kind or None."""
+        if len(positions) == 0:
+            return
+        self.columns[column][positions] = kind_array(self.kinds[column], values)
+        self._lower.pop(column, None)
+
     def add_column(self, column: str, kind: Kind, fill: Any = None) -> None:
         """Add a column of nulls (or ``fill``)."""
         self.columns[column] = empty_column(kind, self.n, fill)
@@ -147,6 +169,35 @@ def append_row(table: Table, row: dict[str, Any]) -> int:
     table.n += 1
     table._lower.clear()
     return table.n - 1
+
+
+def append_rows(table: Table, columns: dict[str, np.ndarray], count: int) -> np.ndarray:
+    """Append ``count`` rows at once (one copy per column); return their positions.
+
+    ``columns`` maps column names to arrays of the column's storage kind; columns left out
+    are filled with nulls.
+    """
+    start = table.n
+    for column, kind in table.kinds.items():
+        block = columns.get(column)
+        if block is None:
+            block = empty_column(kind, count)
+        table.columns[column] = np.concatenate([table.columns[column], block])
+    table.n += count
+    table._lower.clear()
+    return np.arange(start, start + count)
+
+
+def delete_rows(table: Table, mask: np.ndarray) -> int:
+    """Physically remove the rows where ``mask`` is true (small tables); return how many."""
+    removed = int(mask.sum())
+    if removed:
+        keep = ~mask
+        for column in list(table.columns):
+            table.columns[column] = table.columns[column][keep]
+        table.n -= removed
+        table._lower.clear()
+    return removed
 
 
 def delete_row(table: Table, pos: int) -> None:

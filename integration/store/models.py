@@ -147,6 +147,7 @@ class Lead(CrmRowMixin, Base):
     owner_crm_id: Mapped[str | None] = mapped_column(String(80))
     created_at: Mapped[datetime | None]
     converted_at: Mapped[datetime | None]
+    converted_contact_crm_id: Mapped[str | None] = mapped_column(String(80))
     raw: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 
 
@@ -363,3 +364,31 @@ class PipelineRun(Base):
     finished_at: Mapped[datetime | None]
     stats: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class InstalledComponent(Base):
+    """Something leadlift created in a CRM (a field, a permission set…), so that an
+    uninstall removes exactly what leadlift created and nothing else."""
+
+    __tablename__ = "installed_component"
+    __table_args__ = (Index("ix_installed_component_conn", "connection_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = _connection_fk()
+    kind: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(255))
+    crm_id: Mapped[str | None] = mapped_column(String(80))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiUsage(Base):
+    """API calls leadlift made per connection and hour: its share of the CRM's daily limit."""
+
+    __tablename__ = "api_usage"
+    __table_args__ = (UniqueConstraint("connection_id", "hour"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    connection_id: Mapped[int] = _connection_fk()
+    hour: Mapped[datetime]
+    calls: Mapped[int] = mapped_column(Integer, default=0)

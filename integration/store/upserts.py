@@ -20,7 +20,7 @@ NATURAL_KEY = ("connection_id", "crm_object", "crm_id")
 _CHUNK = 5000  # rows per execute call
 
 
-def _insert(session: Session, table: Table):
+def dialect_insert(session: Session, table: Table):
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         return postgresql.insert(table)
@@ -51,7 +51,7 @@ def upsert_rows(
         now = utcnow()
         rows = [{**row, "synced_at": now} for row in rows]
         columns.append("synced_at")
-    statement = _insert(session, table)
+    statement = dialect_insert(session, table)
     excluded = statement.excluded
     update = {c: excluded[c] for c in columns if c not in key and c != "id"}
     where = (

@@ -100,15 +100,18 @@ def _counted(rng: np.random.Generator, rate: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(rate.shape[0]), rng.poisson(rate))
 
 
-def pre_assignment(leads: Leads, asg: Assignment, rng: np.random.Generator) -> Events:
+def pre_assignment(
+    leads: Leads, asg: Assignment, rng: np.random.Generator, scale: float = 1.0
+) -> Events:
     """Engagement up to assignment: web visits (even before creation), creation events.
 
     Times may lie after now for leads not yet assigned; the caller drops those.
+    ``scale`` multiplies every rate (a quieter or busier marketing site).
     """
     parts = []
     for kind, name in enumerate(ENGAGEMENT_KINDS):
         a, b = P.PRE_ENGAGEMENT_RATE[name]
-        lead = _counted(rng, np.exp(a + b * leads.intent))
+        lead = _counted(rng, scale * np.exp(a + b * leads.intent))
         end = asg.assigned_at[lead] - 60
         if name in PAGE_LIKE:
             start = leads.created_at[lead] - days(P.PRE_CREATION_DAYS)
@@ -144,7 +147,11 @@ def count_by_kind(events: Events, n_leads: int) -> np.ndarray:
 
 
 def post_assignment(
-    leads: Leads, asg: Assignment, booked_at: np.ndarray, rng: np.random.Generator
+    leads: Leads,
+    asg: Assignment,
+    booked_at: np.ndarray,
+    rng: np.random.Generator,
+    scale: float = 1.0,
 ) -> Events:
     """Engagement after assignment, plus the post-meeting reading that makes leakage bite.
 
@@ -157,7 +164,7 @@ def post_assignment(
     parts = []
     for kind, name in enumerate(ENGAGEMENT_KINDS):
         a, b = P.POST_ENGAGEMENT_RATE[name]
-        lead = _counted(rng, np.exp(a + b * leads.intent))
+        lead = _counted(rng, scale * np.exp(a + b * leads.intent))
         at = asg.assigned_at[lead] + days(
             rng.exponential(P.POST_ENGAGEMENT_MEAN_DAYS, lead.shape[0])
         )

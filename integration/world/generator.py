@@ -176,7 +176,7 @@ def _draw_truth(
     rng: np.random.Generator,
 ) -> tuple[_Truth, WorldParams]:
     """p0 and tau from what was observable at assignment (plus latent intent)."""
-    pre = pre_assignment(leads, asg, rng)
+    pre = pre_assignment(leads, asg, rng, params.engagement_scale)
     features = _features(leads, accounts, pre, tier)
     logit = baseline_logit(features)
     if math.isnan(params.p0_intercept):
@@ -227,7 +227,7 @@ def _run_funnel(
     events = Events.concat(
         [
             truth.pre_events,
-            post_assignment(leads, asg, booked_at, rng["engagement"]),
+            post_assignment(leads, asg, booked_at, rng["engagement"], params.engagement_scale),
             sales_email_clicks(touches, leads, rng["engagement"]),
         ]
     )

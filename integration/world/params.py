@@ -44,6 +44,7 @@ class WorldParams:
         sure_thing_p0: p0 from which a lead counts as a sure thing.
         persuadable_tau: best uplift from which a lead counts as persuadable.
         do_not_disturb_tau: best uplift at or below which every action hurts.
+        engagement_scale: multiplies every marketing-engagement rate (1 = the default site).
     """
 
     n_leads: int = 20_000
@@ -64,6 +65,7 @@ class WorldParams:
     sure_thing_p0: float = 0.15
     persuadable_tau: float = 0.02
     do_not_disturb_tau: float = -0.005
+    engagement_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.n_leads < 1:

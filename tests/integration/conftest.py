@@ -23,6 +23,12 @@ def world() -> World:
     return generate_world(n_leads=3000, seed=11, now=NOW)
 
 
+@pytest.fixture(scope="session")
+def open_leads(world: World) -> int:
+    """Leads a Salesforce cycle scores: converted leads are closed (and read-only there)."""
+    return int((world.seed.leads["status"] != "converted").sum())
+
+
 @dataclass
 class Rig:
     settings: Settings

@@ -148,9 +148,18 @@ def test_hubspot_persistent_rate_limiting_becomes_a_transient_error(served) -> N
 def test_salesforce_fields_install_once_and_writes_land(served) -> None:
     sandbox, server = served()
     sf = salesforce(sandbox, server)
-    assert sf.ensure_fields([SCORE], dry_run=True).created == ("Lead.Lead_Score__c",)
-    assert sf.ensure_fields([SCORE]).created == ("Lead.Lead_Score__c",)
-    assert sf.ensure_fields([SCORE]).existing == ("Lead.Lead_Score__c",)
+    both = ("Lead.Lead_Score__c", "Contact.Lead_Score__c")
+    planned = sf.ensure_fields([SCORE], dry_run=True)
+    assert planned.created == both
+    assert "Lead_Score" not in sf.installer._custom_fields("Lead")  # a dry run creates nothing
+    installed = sf.ensure_fields([SCORE])
+    assert installed.created == both
+    assert [c.kind for c in installed.components] == [
+        "custom_field", "custom_field", "permission_set", "field_permission",
+        "field_permission", "permission_set_assignment",
+    ]  # fmt: skip
+    again = sf.ensure_fields([SCORE])
+    assert again.existing == both and again.components == ()
 
     ids = [sandbox.salesforce.id_for("Lead", k) for k in range(450)]
     sandbox.faults.fail_records("salesforce", [ids[7]], "UNABLE_TO_LOCK_ROW", "locked", times=1)
@@ -160,6 +169,31 @@ def test_salesforce_fields_install_once_and_writes_land(served) -> None:
     assert sf.read_fields("Lead", ids[:3], ["Lead_Score"]) == {
         i: {"Lead_Score": 42} for i in ids[:3]
     }
+
+
+def test_salesforce_views_and_uninstall_remove_exactly_what_was_created(served) -> None:
+    sandbox, server = served()
+    sf = salesforce(sandbox, server)
+    before = sandbox.salesforce.layout("Lead-Lead Layout")
+    fields = sf.ensure_fields([SCORE])
+    views = sf.install_views([SCORE], ["Lead-Lead Layout"], "Lead_Score", 20)
+    assert views.created == ("Lead-Lead Layout", "Lead.Leadlift_Top_Leads")
+    assert sandbox.salesforce.layout("Lead-Lead Layout")["leadlift"] == ["Lead_Score__c"]
+    view = sandbox.salesforce.list_views()["Lead.Leadlift_Top_Leads"]
+    assert "Lead_Score__c" in str(view)
+    assert sf.install_views([SCORE], ["Lead-Lead Layout"], "Lead_Score", 20).created == ()
+
+    components = [*fields.components, *views.components]
+    dry = sf.uninstall(components, dry_run=True)
+    assert len(dry.removed) == len(components)
+    assert "Lead.Leadlift_Top_Leads" in sandbox.salesforce.list_views()  # a dry run removes nothing
+    sf.uninstall(components)
+    assert sandbox.salesforce.layout("Lead-Lead Layout") == before
+    assert "Lead.Leadlift_Top_Leads" not in sandbox.salesforce.list_views()
+    assert "Lead_Score" not in sf.installer._custom_fields("Lead")
+    assert not list(
+        sf.client.query_pages("SELECT Id FROM PermissionSet WHERE Name = 'Leadlift_Fields'")
+    )
 
 
 def test_salesforce_incremental_pull_returns_changed_rows_in_cursor_order(served) -> None:

@@ -25,13 +25,13 @@ def _scores(rig, name: str) -> dict[str, int]:
     }
 
 
-def test_a_salesforce_cycle_writes_every_lead_score_into_the_org(rig) -> None:
+def test_a_salesforce_cycle_writes_every_open_lead_score_into_the_org(rig, open_leads) -> None:
     name = rig.connect("salesforce")
     report = run_cycle(rig.store, rig.settings, name, now=NOW)
 
     assert report.trained is not None and 0.5 < report.trained["auc"] < 1.0
     assert report.synced["Lead"]["pulled"] == 3000
-    assert report.writeback["succeeded"] == 3000 and report.writeback["failed"] == 0
+    assert report.writeback["succeeded"] == open_leads and report.writeback["failed"] == 0
     expected = _scores(rig, name)
     landed = {i: rig.sandbox.salesforce.get("Lead", i)["Lead_Score__c"] for i in expected}
     assert landed == expected
@@ -40,7 +40,7 @@ def test_a_salesforce_cycle_writes_every_lead_score_into_the_org(rig) -> None:
     assert data["rows"]["leads"] == 3000
     assert {s["object"] for s in data["sync"]} >= {"Lead", "Task", "Event", "Opportunity"}
     assert data["active_model"]["version"] == 1
-    assert data["last_writeback"]["succeeded"] == 3000
+    assert data["last_writeback"]["succeeded"] == open_leads
 
 
 def test_a_hubspot_cycle_writes_every_contact_score_into_the_portal(rig) -> None:
@@ -133,15 +133,19 @@ def test_too_little_history_skips_training_and_says_why(tmp_path) -> None:
     assert steps["train"] == "error" and steps["cycle"] == "ok"
 
 
-def test_the_demo_reads_its_written_fields_back_from_the_sandbox(settings) -> None:
+def test_the_demo_reads_its_written_fields_back_from_the_sandbox(settings, open_leads) -> None:
     summary = run_demo(settings, leads=3000, seed=11, crms="both")
 
     for crm in ("salesforce", "hubspot"):
         result = summary["crms"][crm]
-        assert result["fields_written"] == 3000
+        assert result["fields_written"] == (open_leads if crm == "salesforce" else 3000)
         assert result["read_back_sample"] == 200
         assert result["fields_read_back"] == 200
         assert 0.5 < result["auc"] < 1.0
         assert result["truth_spearman"] > 0.3  # the model learns the world's known propensity
+        assert result["routed"] == 30 and result["routed_read_back"] == 30
+        # Salesforce: the field on Lead and Contact, a permission set, two grants, its
+        # assignment; HubSpot: the property and its group.
+        assert result["components_installed"] == {"salesforce": 6, "hubspot": 2}[crm]
     assert summary["fields_read_back"] == 400
     assert summary["api_calls"] > 0 and summary["leads_synced"] == 6000

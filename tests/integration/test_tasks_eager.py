@@ -9,7 +9,9 @@ from integration.store.models import PipelineRun
 from .conftest import make_rig
 
 
-def test_cycle_task_runs_in_process_without_a_broker(world, tmp_path, monkeypatch) -> None:
+def test_cycle_task_runs_in_process_without_a_broker(
+    world, open_leads, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("LEADLIFT_HOME", str(tmp_path / "home"))
     from tasks.app import make_celery
     from tasks.pipeline import run_all_task, run_cycle_task
@@ -21,8 +23,8 @@ def test_cycle_task_runs_in_process_without_a_broker(world, tmp_path, monkeypatc
         assert summary == {
             "connection": "salesforce",
             "trained": True,
-            "scored": 3000,
-            "written": 3000,
+            "scored": open_leads,
+            "written": open_leads,
             "api_calls": summary["api_calls"],
         }
         assert run_all_task.delay().get() == ["salesforce"]

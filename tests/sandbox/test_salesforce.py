@@ -20,6 +20,7 @@ from connectors.sandbox.ids import checksum_suffix, decode_sf_serial, mint_sf_id
 
 from .conftest import N_LEADS, sf_client
 from .fake_seed import make_seed
+from .sf_helpers import grant_fields
 
 QUERY_PATH = "GET /services/data/v<version>/query/"
 MORE_PATH = "GET /services/data/v<version>/query/<locator>"
@@ -250,6 +251,11 @@ def test_tooling_custom_field(sf: Salesforce, sandbox: SandboxCRM) -> None:
     )
     names = {r["DeveloperName"] for r in listed["records"]}
     assert {"Leadlift_Score", "Account", "Experiment_Arm"} <= names
+    # Field-level security: the new field stays invisible until a permission set grants it.
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.query("SELECT Leadlift_Score__c FROM Lead LIMIT 1")
+    user_id = sandbox.salesforce.integration_user_id
+    grant_fields(sf, user_id, ["Lead.Leadlift_Score__c"], name="Tooling_Test_Access")
     lead_id = sandbox.salesforce.id_for("Lead", 5)
     assert (
         sf.query(f"SELECT Leadlift_Score__c FROM Lead WHERE Id = '{lead_id}'")["records"][0][

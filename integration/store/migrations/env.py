@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from alembic import context
 
-from integration.store.models import Base
+from integration.store.models import Base, UTCDateTime
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def render_item(type_, obj, autogen_context):
+    """Migrations name plain SQL types, never leadlift's Python-side decorators."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations_online() -> None:
@@ -23,6 +30,7 @@ def run_migrations_online() -> None:
             target_metadata=target_metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            render_item=render_item,
         )
         with context.begin_transaction():
             context.run_migrations()
