@@ -1,6 +1,6 @@
 """Sync and write-back cost against the sandbox CRM: API calls, floors, throughput.
 
-    python -m bench.sync --crm salesforce [--leads 100000] [--engagement-scale 0.12]
+    python -m bench.sync --crm salesforce [--leads 100000] [--engagement-scale 0.06]
 
 Seeds a synthetic world (by default 100k leads and about 300k Task rows),
 syncs every object through the real connector into a fresh SQLite store, then
@@ -157,7 +157,7 @@ def main() -> None:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
-        "--engagement-scale", type=float, default=0.12, help="about 3 Task rows per lead"
+        "--engagement-scale", type=float, default=0.06, help="about 3 Task rows per lead"
     )
     args = parser.parse_args()
     print(json.dumps(run(args.leads, args.seed, args.engagement_scale)), flush=True)

@@ -461,6 +461,9 @@ def status(as_json: bool) -> None:
         if api.get("crm_limit"):
             line += f"; org {api['crm_used']}/{api['crm_limit']} today"
         out.print(line, highlight=False)
+        for field_name, values in (conn["unmapped"] or {}).items():
+            shown = ", ".join(f"{v!r} ({n})" for v, n in list(values.items())[:5])
+            out.print(f"  [yellow]unmapped {field_name}: {shown}[/]", highlight=False)
         if conn["records_awaiting_retry"]:
             out.print(f"  records awaiting retry: {conn['records_awaiting_retry']}")
 

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         250_000, ge=1, description="Records in a write-back above which Bulk ingest is used."
     )
     salesforce_field_objects: tuple[str, ...] = ("Lead", "Contact")
+    salesforce_extra_fields: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="More fields to sync per object (custom ones too)."
+    )
+    salesforce_stage_outcomes: dict[str, str] | None = Field(
+        None, description="Opportunity StageName → opportunity | closed_won | closed_lost."
+    )
     salesforce_layouts: tuple[str, ...] = Field(
         (), description="Page layouts to add leadlift's fields to, e.g. 'Lead-Lead Layout'."
     )
@@ -108,6 +114,15 @@ class Settings(BaseSettings):
     writeback_batch_size: int = Field(200, ge=1, le=200)
     http_timeout_seconds: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("salesforce_stage_outcomes")
+    @classmethod
+    def _stage_outcomes(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        allowed = {"opportunity", "closed_won", "closed_lost"}
+        bad = sorted(v for v in (value or {}).values() if v not in allowed)
+        if bad:
+            raise ValueError(f"outcomes must be one of {sorted(allowed)}, not {bad}")
+        return value
 
     @field_validator("database_url", "broker_url", "result_backend")
     @classmethod

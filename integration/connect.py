@@ -52,6 +52,7 @@ def connect_salesforce_oauth(
     announce: Callable[[str], None] = print,
     port: int = 0,
     client: tuple[str, str | None] | None = None,
+    timeout: float = 300.0,
 ) -> dict[str, Any]:
     """Web-server flow with PKCE and state, through the admin's browser."""
     client_id, client_secret = client or (
@@ -67,6 +68,7 @@ def connect_salesforce_oauth(
         open_browser=open_browser,
         announce=announce,
         port=port,
+        timeout=timeout,
     )
     session = retrying_session(verify=ca_file or True)
     token = salesforce_auth.exchange_code(

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from connectors.base import CRMConnector
 from connectors.budget import ApiBudget
 from connectors.hubspot import HubSpotConnector, HubSpotCredentials
-from connectors.salesforce import SalesforceConnector, SalesforceCredentials
+from connectors.salesforce import SalesforceConnector, SalesforceCredentials, SalesforceOptions
 from integration.config import Settings
 from integration.errors import ConfigError, NotFoundError
 from integration.store import Store
@@ -134,8 +134,12 @@ def build_connector(store: Store, settings: Settings, connection: Connection) ->
             used_before=calls_last_day(store, connection.id),
             slow_at=settings.api_slow_at,
         )
+        options_kw: dict[str, Any] = {"extra_fields": dict(settings.salesforce_extra_fields)}
+        if settings.salesforce_stage_outcomes is not None:
+            options_kw["stage_outcomes"] = dict(settings.salesforce_stage_outcomes)
         return SalesforceConnector(
             credentials,
+            options=SalesforceOptions(**options_kw),
             verify=verify,
             on_tokens=saver,
             batch_size=settings.writeback_batch_size,

@@ -66,7 +66,15 @@ def _today() -> datetime:
 
 def demo_settings(settings: Settings) -> Settings:
     """The demo keeps its own embedded store, so it never touches a real one."""
-    return settings.model_copy(update={"home": settings.home / "demo", "database_url": None})
+    return settings.model_copy(
+        update={
+            "home": settings.home / "demo",
+            "database_url": None,
+            # Show the score where reps look: on the layouts and in a top-leads list view.
+            "salesforce_layouts": ("Lead-Lead Layout", "Contact-Contact Layout"),
+            "salesforce_list_view": True,
+        }
+    )
 
 
 def _scripted_browser(ca_file: str):

@@ -107,7 +107,11 @@ def ensure_written_fields(
     if (connection.settings or {}).get("fields_ready"):
         return {"checked": False}
     with recorded(store, connection.id, "install_fields") as stats:
-        report = install_fields(store, connection, connector, written_fields(settings))
+        report = install_fields(
+            store, connection, connector, written_fields(settings),
+            layouts=settings.salesforce_layouts,
+            list_view_field=settings.fields.lead_score if settings.salesforce_list_view else None,
+        )  # fmt: skip
         stats.update(
             created=list(report.created),
             existing=list(report.existing),

@@ -51,6 +51,11 @@ def connection_status(session, connection: Connection) -> dict[str, Any]:
         .where(PipelineRun.connection_id == cid, PipelineRun.step == "writeback")
         .order_by(PipelineRun.id.desc())
     )
+    last_sync = session.scalar(
+        select(PipelineRun)
+        .where(PipelineRun.connection_id == cid, PipelineRun.step == "sync")
+        .order_by(PipelineRun.id.desc())
+    )
     pending_errors = session.scalar(
         select(func.count())
         .select_from(Writeback)
@@ -103,6 +108,8 @@ def connection_status(session, connection: Connection) -> dict[str, Any]:
             "error": last_writeback.error,
         },
         "records_awaiting_retry": pending_errors,
+        # Picklist values the mapping vocabulary does not cover, for RevOps to map.
+        "unmapped": (last_sync.stats or {}).get("unmapped", {}) if last_sync else {},
         "api": {
             "leadlift_calls_24h": int(
                 session.scalar(

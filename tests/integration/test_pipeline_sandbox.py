@@ -145,7 +145,7 @@ def test_the_demo_reads_its_written_fields_back_from_the_sandbox(settings, open_
         assert result["truth_spearman"] > 0.3  # the model learns the world's known propensity
         assert result["routed"] == 30 and result["routed_read_back"] == 30
         # Salesforce: the field on Lead and Contact, a permission set, two grants, its
-        # assignment; HubSpot: the property and its group.
-        assert result["components_installed"] == {"salesforce": 6, "hubspot": 2}[crm]
+        # assignment, two layout sections and a list view; HubSpot: the property and its group.
+        assert result["components_installed"] == {"salesforce": 9, "hubspot": 2}[crm]
     assert summary["fields_read_back"] == 400
     assert summary["api_calls"] > 0 and summary["leads_synced"] == 6000
