@@ -174,6 +174,12 @@ def connect_salesforce(
 @click.option("--port", default=8723, show_default=True, help="Loopback port of the callback.")
 @click.option("--name", default="hubspot", show_default=True, help="Connection name.")
 @click.option("--ca-file", default=None, help="CA bundle to trust (self-hosted TLS).")
+@click.option(
+    "--requests-per-10s",
+    type=int,
+    default=None,
+    help="This portal's limit (default LEADLIFT_HUBSPOT_REQUESTS_PER_10S); 0 = no limiter.",
+)
 @handled
 def connect_hubspot(
     use_oauth: bool,
@@ -183,20 +189,28 @@ def connect_hubspot(
     port: int,
     name: str,
     ca_file: str | None,
+    requests_per_10s: int | None,
 ) -> None:
     """Connect a HubSpot portal: browser OAuth or an existing token."""
     from integration import connect as flows
 
     settings = _settings()
     store = _store(settings)
+    limits = None
+    if requests_per_10s is not None:
+        limits = (
+            {"per_10_seconds": None, "search_per_second": None}
+            if requests_per_10s == 0
+            else {"per_10_seconds": requests_per_10s}
+        )
     if use_oauth:
         result = flows.connect_hubspot_oauth(
-            store, settings, name, api_base, ca_file=ca_file, port=port,
+            store, settings, name, api_base, ca_file=ca_file, port=port, rate_limits=limits,
             announce=lambda url: console.print(f"opening {url}", soft_wrap=True, markup=False),
         )  # fmt: skip
     elif access_token:
         result = flows.connect_hubspot_token(
-            store, settings, access_token, refresh_token, name, api_base, ca_file
+            store, settings, access_token, refresh_token, name, api_base, ca_file, limits
         )
     else:
         raise ConfigError("choose --oauth or --access-token")

@@ -103,6 +103,14 @@ class Settings(BaseSettings):
     hubspot_api_base: str = "https://api.hubapi.com"
     hubspot_redirect_uri: str = "http://localhost:8000/oauth/hubspot/callback"
     hubspot_property_prefix: str = "leadlift_"
+    hubspot_requests_per_10s: int | None = Field(
+        100, ge=1, description="Client-side limit; HubSpot's lowest tier. Unset: no limiter."
+    )
+    hubspot_search_per_second: int | None = Field(4, ge=1)
+    hubspot_extra_properties: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    hubspot_deal_stages: dict[str, str] | None = Field(
+        None, description="dealstage id → opportunity | closed_won | closed_lost."
+    )
     admin_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
     cycle_every_minutes: int = Field(15, ge=1, description="Beat: full cycle interval.")
 
@@ -115,7 +123,7 @@ class Settings(BaseSettings):
     http_timeout_seconds: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("salesforce_stage_outcomes")
+    @field_validator("salesforce_stage_outcomes", "hubspot_deal_stages")
     @classmethod
     def _stage_outcomes(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         allowed = {"opportunity", "closed_won", "closed_lost"}

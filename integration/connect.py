@@ -140,8 +140,13 @@ def connect_hubspot_oauth(
     announce: Callable[[str], None] = print,
     port: int = 0,
     client: tuple[str, str] | None = None,
+    rate_limits: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """Authorization-code flow with state, through the admin's browser."""
+    """Authorization-code flow with state, through the admin's browser.
+
+    ``rate_limits`` overrides the configured client-side limits for this portal
+    (``per_10_seconds``, ``search_per_second``; None switches one off).
+    """
     client_id, client_secret = client or (
         _require(settings.hubspot_client_id, "LEADLIFT_HUBSPOT_CLIENT_ID"),
         _require(_secret(settings.hubspot_client_secret), "LEADLIFT_HUBSPOT_CLIENT_SECRET"),
@@ -164,7 +169,7 @@ def connect_hubspot_oauth(
         "client_id": client_id,
         "client_secret": client_secret,
     }
-    return _save_hubspot(store, settings, name, base, tokens, ca_file)
+    return _save_hubspot(store, settings, name, base, tokens, ca_file, rate_limits)
 
 
 def connect_hubspot_token(
@@ -175,16 +180,19 @@ def connect_hubspot_token(
     name: str = "hubspot",
     api_base: str | None = None,
     ca_file: str | None = None,
+    rate_limits: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
     base = (api_base or settings.hubspot_api_base).rstrip("/")
     tokens = {"access_token": access_token, "refresh_token": refresh_token}
-    return _save_hubspot(store, settings, name, base, tokens, ca_file)
+    return _save_hubspot(store, settings, name, base, tokens, ca_file, rate_limits)
 
 
-def _save_hubspot(store, settings, name, base, tokens, ca_file) -> dict:
+def _save_hubspot(store, settings, name, base, tokens, ca_file, rate_limits=None) -> dict:
     credentials = HubSpotCredentials(tokens["access_token"], api_base=base)
     identity = HubSpotConnector(credentials, verify=ca_file or True).ping()
-    options = {"verify": str(ca_file)} if ca_file else {}
+    options: dict[str, Any] = {"verify": str(ca_file)} if ca_file else {}
+    if rate_limits is not None:
+        options["rate_limits"] = dict(rate_limits)
     save_connection(
         store, settings, name, "hubspot", tokens, base, identity["external_id"], options
     )

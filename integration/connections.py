@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from connectors.base import CRMConnector
 from connectors.budget import ApiBudget
-from connectors.hubspot import HubSpotConnector, HubSpotCredentials
+from connectors.hubspot import HubSpotConnector, HubSpotCredentials, HubSpotOptions
+from connectors.hubspot.limiter import HubSpotLimits
 from connectors.salesforce import SalesforceConnector, SalesforceCredentials, SalesforceOptions
 from integration.config import Settings
 from integration.errors import ConfigError, NotFoundError
@@ -159,10 +160,26 @@ def build_connector(store: Store, settings: Settings, connection: Connection) ->
             or (secret.get_secret_value() if secret else None),
             api_base=connection.instance_url or settings.hubspot_api_base,
         )
+        hubspot_options: dict[str, Any] = {
+            "extra_properties": dict(settings.hubspot_extra_properties)
+        }
+        if settings.hubspot_deal_stages is not None:
+            hubspot_options["deal_stages"] = dict(settings.hubspot_deal_stages)
+        # A connection may carry its own limits (a sandbox has none; a portal on a
+        # higher tier allows more); otherwise the configured, conservative ones apply.
+        limits = options.get("rate_limits", {})
         return HubSpotConnector(
             credentials,
+            options=HubSpotOptions(**hubspot_options),
             verify=verify,
             on_tokens=saver,
             property_prefix=settings.hubspot_property_prefix,
+            lag_seconds=settings.sync_lag_seconds,
+            limits=HubSpotLimits(
+                per_10_seconds=limits.get("per_10_seconds", settings.hubspot_requests_per_10s),
+                search_per_second=limits.get(
+                    "search_per_second", settings.hubspot_search_per_second
+                ),
+            ),
         )
     raise ConfigError(f"connection {connection.name!r} has unknown CRM {connection.crm!r}")

@@ -35,6 +35,9 @@ from integration.training import active_model, load_estimator
 from integration.world import World, generate_world
 
 READ_BACK_SAMPLE = 200
+# The sandbox portal enforces no rate limits unless configured to; HubSpot's real ones
+# (100 calls per 10 s) would make the demo wait for nothing.
+SANDBOX_UNLIMITED = {"per_10_seconds": None, "search_per_second": None}
 
 
 @dataclass
@@ -110,6 +113,7 @@ def connect_hubspot(
         authorize_base=f"{server.url}/oauth/authorize", ca_file=server.ca_file,
         open_browser=_scripted_browser(server.ca_file), announce=lambda _url: None,
         client=(config.hubspot_client_id, config.hubspot_client_secret),
+        rate_limits=SANDBOX_UNLIMITED,
     )  # fmt: skip
     return result["name"]
 
@@ -355,7 +359,8 @@ def serve_sandbox(
             f"--ca-file {ca_file} --access-token {sf['access_token']} "
             f"--refresh-token {sf['refresh_token']}",
             f"leadlift connect hubspot --api-base {base} --ca-file {ca_file} "
-            f"--access-token {hs['access_token']} --refresh-token {hs['refresh_token']}",
+            f"--requests-per-10s 0 --access-token {hs['access_token']} "
+            f"--refresh-token {hs['refresh_token']}",
             "",
             "Ctrl-C stops the sandbox.",
         ]

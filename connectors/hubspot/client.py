@@ -23,6 +23,7 @@ from connectors.hubspot.auth import (
     credentials_from_token,
     refresh_access_token,
 )
+from connectors.hubspot.limiter import HubSpotLimits
 
 DEFAULT_RATE_LIMIT_WAIT = 10.0
 
@@ -35,11 +36,14 @@ class HubSpotClient:
         on_tokens: Callable[[dict[str, Any]], None] | None = None,
         session: requests.Session | None = None,
         timeout: float = 30.0,
+        limits: HubSpotLimits | None = None,
     ) -> None:
         self.credentials = credentials
         self.verify = verify
         self.timeout = timeout
+        self.limits = limits
         self.calls = 0
+        self.daily: tuple[int, int] | None = None  # (used, limit) when HubSpot reports it
         self._on_tokens = on_tokens
         self.session = session or retrying_session(transport_retry(), verify=verify)
         self._apis: dict[str, Any] = {}
@@ -95,9 +99,12 @@ class HubSpotClient:
             raise translate(exc) from None
 
     def _invoke(self, path: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        if self.limits is not None:
+            self.limits.before(search="search_api" in path)
         self.calls += 1
         fn = getattr(self.api(path), method)
         response = fn(*args, _preload_content=False, _request_timeout=self.timeout, **kwargs)
+        self._note_daily(response.headers)
         data = response.data
         if not data:
             return None
@@ -105,6 +112,12 @@ class HubSpotClient:
         if isinstance(body, dict):
             body["_status"] = response.status
         return body
+
+    def _note_daily(self, headers: Any) -> None:
+        limit = headers.get("X-HubSpot-RateLimit-Daily") if headers else None
+        remaining = headers.get("X-HubSpot-RateLimit-Daily-Remaining") if headers else None
+        if limit and remaining:
+            self.daily = (int(limit) - int(remaining), int(limit))
 
 
 def _body(exc: Exception) -> dict[str, Any]:

@@ -24,12 +24,13 @@ from connectors.base import (
 from connectors.errors import AuthError, PermanentError
 from connectors.hubspot.auth import HubSpotCredentials, token_info
 from connectors.hubspot.client import HubSpotClient
+from connectors.hubspot.limiter import HubSpotLimits
 from connectors.hubspot.mapping import HubSpotMapper, HubSpotOptions
 from connectors.hubspot.objects import OBJECTS, OBJECTS_BY_NAME, OWNERS, HubSpotObject
 from connectors.normalize import parse_datetime
 
 LIST_LIMIT = 100
-HISTORY_LIST_LIMIT = 50  # HubSpot halves the page size when history is requested
+ARCHIVED = ":archived"  # suffix of the pseudo-object listing an object's deletions
 SEARCH_LIMIT = 200
 SEARCH_CAP = 10_000  # search cannot page past this many results
 BATCH_LIMIT = 100
@@ -61,9 +62,12 @@ class HubSpotConnector:
         property_prefix: str = "leadlift_",
         search_cap: int = SEARCH_CAP,
         clock: Callable[[], float] = time.time,
+        limits: HubSpotLimits | None = None,
+        lag_seconds: float = 5.0,
     ) -> None:
         self.options = options or HubSpotOptions()
-        self.client = HubSpotClient(credentials, verify=verify, on_tokens=on_tokens)
+        self.client = HubSpotClient(credentials, verify=verify, on_tokens=on_tokens, limits=limits)
+        self.lag_seconds = lag_seconds
         self.mapper = HubSpotMapper(self.options)
         self.property_prefix = property_prefix
         self.search_cap = search_cap
@@ -88,22 +92,31 @@ class HubSpotConnector:
     # -- reading ---------------------------------------------------------------------------
 
     def sync_objects(self) -> Sequence[str]:
-        return (OWNERS, *(spec.name for spec in OBJECTS))
+        """Owners, the objects, then each object's archive (search never returns deletes)."""
+        names = [spec.name for spec in OBJECTS]
+        return (OWNERS, *names, *(f"{n}{ARCHIVED}" for n in names))
 
     def cursor_ordered(self, obj: str, since: Cursor | None) -> bool:
-        """A first (list) pull comes in id order; only search pulls ascend by cursor."""
-        return since is not None and obj != OWNERS
+        """Only search pulls ascend by cursor; lists (first pulls, archives) come by id."""
+        return since is not None and obj != OWNERS and not obj.endswith(ARCHIVED)
 
     def pull(self, obj: str, since: Cursor | None) -> Iterator[RawRecord]:
+        """Changed rows: a full list first, then search windows ``[since, now - lag)``;
+        ``<object>:archived`` lists what was deleted (archivedAt at or after ``since``)."""
         if obj == OWNERS:
             yield from self._owners()
             return
+        if obj.endswith(ARCHIVED):
+            yield from self._archived(self._spec(obj.removesuffix(ARCHIVED)), since)
+            return
         spec = self._spec(obj)
         if since is None:
-            yield from self._list(spec)
+            yield from self._list_records(spec)
         else:
-            upper = int(self._clock() * 1000) + 1
-            yield from self._search(spec, _ms(since.modified_at), upper)
+            upper = int((self._clock() - self.lag_seconds) * 1000) + 1  # LT: exclusive
+            lower = _ms(since.modified_at)
+            if upper > lower:
+                yield from self._search(spec, lower, upper)
 
     def pull_one(self, obj: str, crm_id: str) -> RawRecord | None:
         spec = self._spec(obj)
@@ -134,7 +147,8 @@ class HubSpotConnector:
 
     def _properties(self, spec: HubSpotObject) -> list[str]:
         extra = self.options.extra_contact_properties if spec.name == "contacts" else ()
-        return list(dict.fromkeys([*spec.properties, *extra]))
+        configured = self.options.extra_properties.get(spec.name, ())
+        return list(dict.fromkeys([*spec.properties, *extra, *configured]))
 
     def _raw(self, spec: HubSpotObject, item: dict[str, Any]) -> RawRecord:
         props: dict[str, Any] = dict(item.get("properties") or {})
@@ -151,7 +165,11 @@ class HubSpotConnector:
         }
         props["_associations"] = associations
         props["_history"] = history
-        return RawRecord(spec.name, str(item["id"]), modified, bool(item.get("archived")), props)
+        archived = bool(item.get("archived"))
+        if archived:
+            # Archiving does not bump the modified property: the archive time is the change.
+            modified = parse_datetime(item.get("archivedAt")) or modified
+        return RawRecord(spec.name, str(item["id"]), modified, archived, props)
 
     def _owners(self) -> Iterator[RawRecord]:
         for archived in (False, True):
@@ -171,25 +189,53 @@ class HubSpotConnector:
                 if not after:
                     break
 
-    def _list(self, spec: HubSpotObject) -> Iterator[RawRecord]:
+    def _list(self, spec: HubSpotObject, archived: bool = False) -> Iterator[list[RawRecord]]:
+        """Pages of a list, associations riding along."""
         after = None
-        limit = HISTORY_LIST_LIMIT if spec.history else LIST_LIMIT
         while True:
             body = self.client.call(
                 f"{spec.sdk}.basic_api",
                 "get_page",
-                limit=limit,
+                limit=LIST_LIMIT,
                 after=after,
                 properties=self._properties(spec),
-                properties_with_history=list(spec.history) or None,
                 associations=list(spec.associations) or None,
-                archived=False,
+                archived=archived,
             )
-            for item in body.get("results", []):
-                yield self._raw(spec, item)
+            yield [self._raw(spec, item) for item in body.get("results", [])]
             after = ((body.get("paging") or {}).get("next") or {}).get("after")
             if not after:
                 return
+
+    def _list_records(self, spec: HubSpotObject) -> Iterator[RawRecord]:
+        """Every record of a full list. History is not asked for on the list: it halves
+        the page size for every record while few need it; the records that do are held
+        back and completed with full batch reads (a list pull has no order to keep)."""
+        pending: list[RawRecord] = []
+        for page in self._list(spec):
+            for record in page:
+                if self._needs_history(spec, record):
+                    pending.append(record)
+                else:
+                    yield record
+            if len(pending) >= BATCH_LIMIT:
+                self._attach_history(spec, pending)
+                yield from pending
+                pending = []
+        self._attach_history(spec, pending)
+        yield from pending
+
+    def _needs_history(self, spec: HubSpotObject, record: RawRecord) -> bool:
+        return bool(spec.history) and (
+            record.fields.get("hs_lead_status") in self.options.disqualified_statuses
+        )
+
+    def _archived(self, spec: HubSpotObject, since: Cursor | None) -> Iterator[RawRecord]:
+        """Archived records (HubSpot keeps them about 90 days), newest cut by ``since``."""
+        for page in self._list(spec, archived=True):
+            for record in page:
+                if since is None or record.modified_at >= since.modified_at:
+                    yield record
 
     def _search_page(
         self, spec: HubSpotObject, lo: int, hi: int, after: int, min_id: int | None = None
@@ -254,11 +300,12 @@ class HubSpotConnector:
     def _enrich(self, spec: HubSpotObject, records: list[RawRecord]) -> None:
         """Search returns neither associations nor history: fetch them per page."""
         self._attach_associations(spec, records)
+        self._attach_history(spec, records)
+
+    def _attach_history(self, spec: HubSpotObject, records: list[RawRecord]) -> None:
+        """Status history, read only for records whose status needs a date (disqualified)."""
         if spec.history and records:
-            wanted = [
-                r for r in records
-                if r.fields.get("hs_lead_status") in self.options.disqualified_statuses
-            ]  # fmt: skip
+            wanted = [r for r in records if self._needs_history(spec, r)]
             for start in range(0, len(wanted), BATCH_LIMIT):
                 chunk = wanted[start : start + BATCH_LIMIT]
                 body = self.client.call(
@@ -452,7 +499,11 @@ class HubSpotConnector:
         ]  # fmt: skip
 
     def usage(self) -> ApiUsage:
-        return ApiUsage(self.client.calls)
+        daily = self.client.daily
+        return ApiUsage(self.client.calls, *(daily or (None, None)))
+
+    def vocabulary_gaps(self) -> dict[str, dict[str, int]]:
+        return {name: dict(counts) for name, counts in self.mapper.unmapped.items() if counts}
 
     def read_owners(self, obj: str, ids: Sequence[str]) -> dict[str, str | None]:
         """Current ``hubspot_owner_id`` of some records."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,8 +49,21 @@ class HubSpotOptions:
     disqualified_statuses: tuple[str, ...] = ("UNQUALIFIED",)
     offer_subject_prefixes: tuple[str, ...] = ("Offer",)
     linkedin_task_types: tuple[str, ...] = ("LINKED_IN",)
-    won_stages: tuple[str, ...] = ("closedwon",)
-    lost_stages: tuple[str, ...] = ("closedlost",)
+    # dealstage id → outcome ("opportunity", "closed_won", "closed_lost"); stages of
+    # custom pipelines not listed here are reported as unmapped.
+    deal_stages: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "appointmentscheduled": "opportunity",
+            "qualifiedtobuy": "opportunity",
+            "presentationscheduled": "opportunity",
+            "decisionmakerboughtin": "opportunity",
+            "contractsent": "opportunity",
+            "closedwon": "closed_won",
+            "closedlost": "closed_lost",
+        }
+    )
+    # More properties to sync per object type (custom ones too), kept in raw.
+    extra_properties: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     no_answer_statuses: tuple[str, ...] = ("NO_ANSWER", "BUSY", "FAILED")
 
 
@@ -61,6 +75,7 @@ def first_contact(fields: Mapping[str, Any]) -> str | None:
 class HubSpotMapper:
     def __init__(self, options: HubSpotOptions) -> None:
         self.options = options
+        self.unmapped: dict[str, Counter[str]] = defaultdict(Counter)
 
     def map(self, record: RawRecord) -> list[DomainRecord]:
         handler = getattr(self, f"_map_{record.object}", None)
@@ -214,16 +229,17 @@ class HubSpotMapper:
         contacts = (f.get("_associations") or {}).get("contacts") or []
         created = parse_datetime(f.get("createdate"))
         amount = to_float(f.get("amount"))
-        stage = f.get("dealstage")
+        stage = f.get("dealstage") or ""
+        kind = self.options.deal_stages.get(stage)
+        if kind is None:
+            self.unmapped["deals.dealstage"][stage] += 1
         out: list[DomainRecord] = []
         for contact in map(str, contacts):
             if created:
                 out.append(self._deal_outcome(record, contact, "opportunity", created, amount))
-            closed = parse_datetime(f.get("closedate")) or record.modified_at
-            if stage in self.options.won_stages:
-                out.append(self._deal_outcome(record, contact, "closed_won", closed, amount))
-            elif stage in self.options.lost_stages:
-                out.append(self._deal_outcome(record, contact, "closed_lost", closed, amount))
+            if kind in ("closed_won", "closed_lost"):
+                closed = parse_datetime(f.get("closedate")) or record.modified_at
+                out.append(self._deal_outcome(record, contact, kind, closed, amount))
         return out
 
     @staticmethod

@@ -55,7 +55,10 @@ class Rig:
                 "client_id": config.hubspot_client_id,
                 "client_secret": config.hubspot_client_secret,
             }
-            options = {"verify": self.server.ca_file}
+            options = {
+                "verify": self.server.ca_file,
+                "rate_limits": {"per_10_seconds": None, "search_per_second": None},
+            }
         save_connection(self.store, self.settings, crm, crm, stored, self.server.url, None, options)
         return crm
 

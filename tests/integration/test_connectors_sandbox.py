@@ -6,15 +6,27 @@ urllib3, which `responses` cannot see).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from connectors.base import Cursor, FieldSpec, FieldUpdate, LeadRecord, OutcomeRecord
 from connectors.errors import TransientError
+from connectors.http import retrying_session
 from connectors.hubspot import HubSpotConnector, HubSpotCredentials
 from connectors.salesforce import SalesforceConnector, SalesforceCredentials
 from connectors.sandbox import SandboxConfig, SandboxCRM, SandboxServer
+from integration.config import load_settings
+from integration.connect import connect_hubspot_oauth
+from integration.connections import build_connector, decrypt_tokens, get_connection, save_connection
+from integration.store import Store
+from integration.store.models import Lead
+from integration.sync import sync_object
+from integration.world import generate_world
+
+from .conftest import NOW
 
 SCORE = FieldSpec("Lead_Score", "Lead Score", "number", precision=3)
 
@@ -42,6 +54,7 @@ def hubspot(sandbox, server, saved=None, **kwargs) -> HubSpotConnector:
         client_secret=sandbox.config.hubspot_client_secret,
         api_base=server.url,
     )
+    kwargs.setdefault("lag_seconds", 0)  # the tests change records and read them at once
     return HubSpotConnector(creds, verify=server.ca_file, on_tokens=saved, **kwargs)
 
 
@@ -216,3 +229,73 @@ def test_salesforce_daily_limit_is_a_transient_error_with_a_long_wait(served) ->
             sf.describe_fields("Lead")
             sf._describes.clear()
     assert caught.value.retry_after == 3600.0 and "REQUEST_LIMIT_EXCEEDED" in caught.value.message
+
+
+def test_hubspot_more_than_ten_thousand_changes_arrive_through_search_windows(tmp_path) -> None:
+    """A search pull of > 10,000 changed contacts: none lost, none twice, cap never hit."""
+    big = generate_world(n_leads=10_500, seed=3, now=NOW)
+    sandbox = SandboxCRM.from_seed(big.seed, config=SandboxConfig())
+    with SandboxServer(sandbox) as server:
+        hs = hubspot(sandbox, server)
+        ids = [sandbox.hubspot.id_for("contacts", k) for k in range(10_500)]
+        mark = datetime.now(UTC) - timedelta(seconds=1)
+        for crm_id in ids:
+            sandbox.hubspot.update_one("contacts", crm_id, {"jobtitle": "Head of Growth"})
+        sandbox.reset_stats()
+        pulled = list(hs.pull("contacts", Cursor(mark)))
+        searches = sum(
+            n for key, n in sandbox.stats()["hubspot"]["by_endpoint"].items() if "search" in key
+        )
+    assert sorted(r.crm_id for r in pulled) == sorted(ids)
+    assert [r.modified_at for r in pulled] == sorted(r.modified_at for r in pulled)
+    assert all(r.fields["jobtitle"] == "Head of Growth" for r in pulled)
+    assert searches < 10_500 / 200 + 10  # pages of 200, plus the probes that split the window
+
+
+def test_hubspot_archived_contacts_arrive_as_deletions(served, tmp_path) -> None:
+    sandbox, server = served()
+    settings = load_settings(home=tmp_path / "home")
+    store = Store(settings.store_url)
+    store.upgrade()
+    cid = save_connection(store, settings, "hs", "hubspot", {"access_token": "x"}, server.url)
+    hs = hubspot(sandbox, server)
+    for obj in ("contacts", "contacts:archived"):
+        sync_object(store, settings, cid, hs, obj)
+    gone = [sandbox.hubspot.id_for("contacts", k) for k in (7, 8)]
+    for crm_id in gone:
+        sandbox.hubspot.archive("contacts", crm_id)
+
+    stats = sync_object(store, settings, cid, hs, "contacts:archived")
+    assert stats.pulled == 2 and stats.deleted == 2
+    with store.session() as session:
+        deleted = set(session.scalars(select(Lead.crm_id).where(Lead.deleted.is_(True))))
+    assert deleted == set(gone)
+    assert sync_object(store, settings, cid, hs, "contacts:archived").written == 0
+
+
+def test_hubspot_code_exchange_refresh_and_persisted_tokens(served, tmp_path) -> None:
+    sandbox, server = served()
+    config = sandbox.config
+    settings = load_settings(home=tmp_path / "home")
+    store = Store(settings.store_url)
+    store.upgrade()
+    session = retrying_session(verify=server.ca_file)
+    result = connect_hubspot_oauth(
+        store, settings, "hs", api_base=server.url,
+        authorize_base=f"{server.url}/oauth/authorize", ca_file=server.ca_file,
+        open_browser=lambda url: session.get(url, allow_redirects=True),
+        announce=lambda _url: None,
+        client=(config.hubspot_client_id, config.hubspot_client_secret),
+        rate_limits={"per_10_seconds": None, "search_per_second": None},
+    )  # fmt: skip
+    assert result["portal"] == str(config.hubspot_hub_id)
+    connection = get_connection(store, "hs")
+    first = decrypt_tokens(settings, connection.tokens)
+    assert first["refresh_token"] and first["expires_at"] > time.time() + 1500
+
+    sandbox.expire_access_tokens("hubspot")
+    connector = build_connector(store, settings, connection)
+    sync_object(store, settings, connection.id, connector, "owners")
+    after = decrypt_tokens(settings, get_connection(store, "hs").tokens)
+    assert after["access_token"] != first["access_token"]
+    assert after["refresh_token"]  # whatever HubSpot returned is kept, rotated or not
