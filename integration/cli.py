@@ -249,16 +249,18 @@ def run(connection: str | None, force_train: bool, as_json: bool) -> None:
 
 
 def _print_cycle(data: dict[str, Any]) -> None:
+    from integration.model_card import scored_line, trained_lines
+
     pulled = sum(s["pulled"] for s in data["synced"].values())
     out.print(f"[bold]{data['connection']}[/] ({data['crm']}): pulled {pulled} rows")
     if data["trained"]:
-        t = data["trained"]
-        out.print(f"  trained v{t['version']} ({t['estimator']}), held-out AUC {t['auc']:.3f}")
+        for line in trained_lines(data["trained"]):
+            out.print(f"  {line}", highlight=False)
     if data["training_skipped"]:
         out.print(f"  [yellow]model: {data['training_skipped']}[/]")
     if data["scored"]:
         s = data["scored"]
-        out.print(f"  scored {s['scored']} leads with v{s['model_version']}")
+        out.print(f"  {scored_line(s)}", highlight=False)
     if data["writeback"]:
         w = data["writeback"]
         out.print(f"  wrote {w['succeeded']}/{w['attempted']} records, {w['failed']} failed")
@@ -290,18 +292,17 @@ def sync(connection: str | None, objects: tuple[str, ...]) -> None:
 @connection_option
 @handled
 def train(connection: str | None) -> None:
-    """Train and activate a new propensity model version."""
+    """Train new propensity and uplift versions (promoted only if they beat the active ones)."""
     from integration.connections import get_connection
     from integration.pipeline import run_train
 
     settings = _settings()
     store = _store(settings)
     result = run_train(store, settings, get_connection(store, connection))
-    out.print(
-        f"v{result['version']} ({result['estimator']}): held-out AUC {result['auc']:.3f}, "
-        f"Brier {result['brier']:.4f}, base rate {result['base_rate']:.3f} "
-        f"on {result['rows']} snapshots"
-    )
+    from integration.model_card import trained_lines
+
+    for line in trained_lines(result):
+        out.print(line, highlight=False)
 
 
 @cli.command()
@@ -316,7 +317,9 @@ def score(connection: str | None) -> None:
     store = _store(settings)
     with _reporter() as reporter:
         result = run_score(store, get_connection(store, connection), reporter)
-    out.print(f"scored {result['scored']} leads ({result['written']} changed)")
+    from integration.model_card import scored_line
+
+    out.print(scored_line(result), highlight=False)
 
 
 @cli.command()
@@ -457,8 +460,19 @@ def status(as_json: bool) -> None:
         if model:
             auc = model["held_out_auc"]
             out.print(
-                f"  model: {model['kind']} v{model['version']} ({model['estimator']}), "
-                f"held-out AUC {auc:.3f}, trained {model['trained_at'][:19]}"
+                f"  model: {model['kind']} v{model['version']} ({model['estimator']}, "
+                f"{model['mode']} mode), held-out AUC "
+                + (f"{auc:.3f}" if auc is not None else "not measured")
+                + f", trained {model['trained_at'][:19]}"
+            )
+        uplift = conn.get("active_uplift_model")
+        if uplift:
+            qini = uplift["held_out_qini"]
+            out.print(
+                f"  uplift: v{uplift['version']} ({uplift['estimator']}) for "
+                + ", ".join(uplift["actions"] or [])
+                + ", held-out Qini "
+                + (f"{qini:.3f}" if qini is not None else "not measured")
             )
         else:
             out.print("  model: none active")
@@ -480,6 +494,118 @@ def status(as_json: bool) -> None:
             out.print(f"  [yellow]unmapped {field_name}: {shown}[/]", highlight=False)
         if conn["records_awaiting_retry"]:
             out.print(f"  records awaiting retry: {conn['records_awaiting_retry']}")
+
+
+# -- models and explanations ------------------------------------------------------------
+
+
+@cli.group()
+def models() -> None:
+    """The model registry: versions, their metrics and cards, which one is active."""
+
+
+@models.command("list")
+@connection_option
+@click.option("--json", "as_json", is_flag=True)
+@handled
+def models_list(connection: str | None, as_json: bool) -> None:
+    """Every model version with its status and headline held-out metric."""
+    from integration.connections import get_connection
+    from integration.registry import versions
+
+    settings = _settings()
+    store = _store(settings)
+    rows = versions(store, get_connection(store, connection).id)
+    data = [
+        {
+            "kind": r.kind, "version": r.version, "status": r.status,
+            "trained_at": r.trained_at.isoformat(), "estimator": (r.params or {}).get("estimator"),
+            "held_out": (r.metrics or {}).get("held_out", {}),
+        }
+        for r in rows
+    ]  # fmt: skip
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("kind", "version", "status", "trained", "estimator", "held-out", box=None)
+    for d in data:
+        headline = {k: d["held_out"][k] for k in ("auc", "qini_auc") if k in d["held_out"]}
+        table.add_row(
+            d["kind"], f"v{d['version']}", d["status"], d["trained_at"][:16],
+            str(d["estimator"]), ", ".join(f"{k} {v:.3f}" for k, v in headline.items()),
+        )  # fmt: skip
+    out.print(table)
+
+
+@models.command("show")
+@click.argument("version", type=int)
+@connection_option
+@click.option("--kind", default="propensity", show_default=True)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the card with its plots to this HTML file.")  # fmt: skip
+@handled
+def models_show(version: int, connection: str | None, kind: str, html_path: str | None) -> None:
+    """A version's model card: data, measurements, readiness."""
+    from pathlib import Path
+
+    from integration.connections import get_connection
+    from integration.model_card import html_card, text_card
+    from integration.registry import get_version
+
+    settings = _settings()
+    store = _store(settings)
+    row = get_version(store, get_connection(store, connection).id, kind, version)
+    out.print(text_card(row), highlight=False, markup=False)
+    if html_path:
+        Path(html_path).write_text(html_card(row))
+        console.print(f"card written to {html_path}")
+
+
+@models.command("activate")
+@click.argument("version", type=int)
+@connection_option
+@click.option("--kind", default="propensity", show_default=True)
+@handled
+def models_activate(version: int, connection: str | None, kind: str) -> None:
+    """Make a version the one that scores (overrides the backtest's decision)."""
+    from integration.connections import get_connection
+    from integration.registry import activate
+
+    settings = _settings()
+    store = _store(settings)
+    row = activate(store, get_connection(store, connection).id, kind, version)
+    out.print(f"{row.kind} v{row.version} is now active; the next scoring pass uses it")
+
+
+@cli.command()
+@click.argument("lead")
+@connection_option
+@click.option("--json", "as_json", is_flag=True)
+@handled
+def explain(lead: str, connection: str | None, as_json: bool) -> None:
+    """A lead's score history: each score, its reasons and the model that gave it."""
+    from integration.connections import get_connection
+    from integration.explain import score_history
+
+    settings = _settings()
+    store = _store(settings)
+    history = score_history(store, get_connection(store, connection).id, lead)
+    if as_json:
+        _print_json(history)
+        return
+    out.print(f"[bold]{history['lead']}[/] {history.get('name') or ''}", highlight=False)
+    for entry in history["scores"]:
+        tag = " (shadow)" if entry["shadow"] else ""
+        out.print(
+            f"{entry['scored_at'][:19]}  score {entry['score']:>3}  {entry['bucket'] or '':<10}"
+            f" {entry['segment'] or '':<15} {entry['action'] or '':<15}"
+            f" model {entry['model']}{tag}",
+            highlight=False,
+        )
+        for reason in entry["reasons"]:
+            out.print(f"      {reason}", highlight=False, markup=False)
+        if entry.get("changed"):
+            out.print(f"      changed: {entry['changed']}", highlight=False, markup=False)
 
 
 # -- sandbox, web, demo -----------------------------------------------------------------

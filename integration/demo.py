@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
@@ -26,9 +27,14 @@ from integration.assignment import assign_top, find_queue
 from integration.config import Settings
 from integration.connect import connect_hubspot_oauth, connect_salesforce_oauth
 from integration.connections import build_connector, get_connection
+from integration.explain import score_history
 from integration.features import build_features, load_frames
+from integration.model_card import html_card, scored_line, trained_lines
+from integration.modeling import best_action_gain, true_at_k
 from integration.pipeline import run_cycle, tracked
 from integration.progress import RichReporter
+from integration.registry import active
+from integration.scoring import latest_scores
 from integration.store import Store
 from integration.store.models import Lead, Writeback
 from integration.training import active_model, load_estimator
@@ -55,6 +61,12 @@ class CrmResult:
     api_calls: int = 0
     truth_spearman: float | None = None
     components_installed: int = 0
+    ece: float | None = None
+    uplift_estimator: str | None = None
+    qini: float | None = None
+    uplift_truth: dict[str, Any] = field(default_factory=dict)
+    segments: dict[str, int] = field(default_factory=dict)
+    cards: list[str] = field(default_factory=list)
     routed: int = 0
     routed_read_back: int = 0
     queue: str = ""
@@ -121,7 +133,8 @@ def connect_hubspot(
 def _read_back(store: Store, settings: Settings, name: str, crm_object: str) -> tuple[int, int]:
     """Re-read a sample of written records through the connector; count exact matches."""
     connection = get_connection(store, name)
-    field_name = settings.fields.lead_score
+    n = settings.fields
+    names = [n.lead_score, n.lead_score_bucket, n.uplift_best_action, n.uplift_segment]
     with store.session() as session:
         rows = session.execute(
             select(Writeback.crm_id, Writeback.field_values)
@@ -132,30 +145,43 @@ def _read_back(store: Store, settings: Settings, name: str, crm_object: str) -> 
         return 0, 0
     picked = random.Random(0).sample(rows, min(READ_BACK_SAMPLE, len(rows)))
     connector = build_connector(store, settings, connection)
-    current = connector.read_fields(crm_object, [r.crm_id for r in picked], [field_name])
+    current = connector.read_fields(crm_object, [r.crm_id for r in picked], names)
     matches = sum(
         1
         for r in picked
-        if _same(current.get(r.crm_id, {}).get(field_name), r.field_values[field_name])
+        if all(
+            _same(current.get(r.crm_id, {}).get(f), r.field_values[f])
+            for f in names
+            if f in r.field_values
+        )
     )
     return matches, len(picked)
 
 
 def _same(read: Any, written: Any) -> bool:
+    if isinstance(written, str):
+        return read == written
     try:
         return float(read) == float(written)
     except (TypeError, ValueError):
         return False
 
 
-def _truth_spearman(
-    store: Store, name: str, world: World, crm: str, server: SandboxServer
-) -> float | None:
+def _truth_keys(world: World, crm: str, server: SandboxServer) -> dict[str, int]:
+    """CRM id → the world's lead key (the ground truth the CRM never sees)."""
+    lookup = server.sandbox.salesforce if crm == "salesforce" else server.sandbox.hubspot
+    obj = "Lead" if crm == "salesforce" else "contacts"
+    return {lookup.id_for(obj, int(k)): int(k) for k in world.truth["lead_key"]}
+
+
+def _truth_spearman(store: Store, name: str, world: World, keys: dict[str, int]) -> float | None:
     """Rank agreement between the model and the world's *true* propensity, on new leads
     of the held-out period (the model never trained on their outcomes' period)."""
     connection = get_connection(store, name)
     version = active_model(store, connection.id)
     model = load_estimator(version)
+    if "split" not in (version.metrics or {}):
+        return None
     test_from = pd.Timestamp(version.metrics["split"]["test_from"])
     frames = load_frames(store, connection.id)
     cutoffs = frames.leads["created_at"] + pd.Timedelta(days=1)
@@ -163,17 +189,39 @@ def _truth_spearman(
     if len(leads) < 10:
         return None
     panel = pd.DataFrame({"lead_crm_id": leads["crm_id"], "cutoff": cutoffs[leads.index]})
-    predicted = pd.Series(
-        model.predict_proba(build_features(frames, panel))[:, 1], index=leads["crm_id"]
-    )
+    predicted = model.predict_proba(build_features(frames, panel))[:, 1]
     truth = world.truth.set_index("lead_key")["p0"]
-    lookup = server.sandbox.salesforce if crm == "salesforce" else server.sandbox.hubspot
-    obj = "Lead" if crm == "salesforce" else "contacts"
-    key_of = {lookup.id_for(obj, int(k)): k for k in truth.index}
-    keys = [key_of.get(i) for i in predicted.index]
-    paired = pd.DataFrame({"p": predicted.to_numpy(), "key": keys}).dropna()
+    paired = pd.DataFrame({"p": predicted, "key": [keys.get(i) for i in leads["crm_id"]]})
+    paired = paired.dropna()
     paired["truth"] = truth.reindex(paired["key"].astype(int)).to_numpy()
     return float(paired["p"].corr(paired["truth"], method="spearman"))
+
+
+def _truth_uplift(store: Store, name: str, world: World, keys: dict[str, int]) -> dict[str, Any]:
+    """The stored uplift scores of every open lead against the world's true uplift:
+    the best-action policy's true gain as a share of the oracle's, the mean true uplift
+    of the top 20% per action as a share of the oracle's top 20%, and segment agreement."""
+    connection = get_connection(store, name)
+    scores = [s for s in latest_scores(store, connection.id) if (s.uplift or {}).get("by_action")]
+    if not scores:
+        return {}
+    actions = sorted(scores[0].uplift["by_action"])
+    truth = world.truth.set_index("lead_key")
+    rows = [(keys.get(s.lead_crm_id), s) for s in scores]
+    rows = [(k, s) for k, s in rows if k is not None]
+    true_tau = truth.loc[[k for k, _ in rows], [f"tau_{a}" for a in actions]].to_numpy(float)
+    predicted = np.array([[s.uplift["by_action"][a] for a in actions] for _, s in rows])
+    oracle = best_action_gain(true_tau, true_tau)
+    true_segment = truth.loc[[k for k, _ in rows], "segment"].to_numpy(dtype=object)
+    segment = np.array([s.segment for _, s in rows], dtype=object)
+    return {
+        "leads": len(rows),
+        "policy_share_of_oracle": best_action_gain(true_tau, predicted) / oracle,
+        "true_at_20": float(
+            np.mean([true_at_k(true_tau[:, j], predicted[:, j], 0.2) for j in range(len(actions))])
+        ),
+        "segment_agreement": float((segment == true_segment).mean()),
+    }
 
 
 def run_demo(
@@ -231,8 +279,15 @@ def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
     result.leads_synced = report.synced.get(lead_object, {}).get("pulled", 0)
     result.rows_synced = sum(s["pulled"] for s in report.synced.values())
     if report.trained:
-        result.auc = report.trained["auc"]
-        result.estimator = report.trained["estimator"]
+        trained = report.trained
+        result.auc = trained.get("auc")
+        result.ece = trained.get("ece")
+        result.estimator = f"{trained['estimator']} ({trained['mode']})"
+        for line in trained_lines(trained):
+            console.print(line, highlight=False)
+        uplift = trained.get("uplift") or {}
+        result.uplift_estimator = uplift.get("estimator")
+        result.qini = uplift.get("qini_auc")
     if report.training_skipped:
         result.notes.append(report.training_skipped)
     if report.writeback:
@@ -243,8 +298,14 @@ def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
         store, settings, name, lead_object
     )
     if report.scored:
+        console.print(scored_line(report.scored), highlight=False)
+        result.segments = report.scored.get("segments") or {}
+        _explain_one(store, name, console)
         _route(store, settings, name, lead_object, result, console)
-    result.truth_spearman = _truth_spearman(store, name, world, crm, server)
+    keys = _truth_keys(world, crm, server)
+    result.truth_spearman = _truth_spearman(store, name, world, keys)
+    result.uplift_truth = _truth_uplift(store, name, world, keys)
+    result.cards = _write_cards(store, settings, name)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -278,6 +339,48 @@ def _route(store, settings, name, lead_object, result: CrmResult, console: Conso
     )
 
 
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _explain_one(store: Store, name: str, console: Console) -> None:
+    """Show the reasons a rep would read, for the top-scored open lead."""
+    connection = get_connection(store, name)
+    scores = latest_scores(store, connection.id)
+    if not scores:
+        return
+    top = max(scores, key=lambda s: s.propensity)
+    history = score_history(store, connection.id, top.lead_crm_id)
+    latest = history["scores"][-1]
+    console.print(
+        f"top lead {history['lead']} ({history['name']}): score {latest['score']}, "
+        f"{latest['bucket']}, {latest['segment'] or '-'}, best action {latest['action'] or '-'}"
+        f"  (`leadlift explain {history['lead']}`)",
+        highlight=False,
+    )
+    for line in latest["reasons"]:
+        console.print(f"    {line}", highlight=False, markup=False)
+
+
+def _write_cards(store: Store, settings: Settings, name: str) -> list[str]:
+    """Each active model's card as HTML with its plots, next to the demo's store."""
+    connection = get_connection(store, name)
+    folder = settings.home / "cards"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for kind in ("propensity", "uplift"):
+        row = active(store, connection.id, kind)
+        if row is not None:
+            path = folder / f"{name}-{kind}-v{row.version}.html"
+            path.write_text(html_card(row))
+            written.append(str(path))
+    return written
+
+
 def _print_summary(console: Console, results: list[CrmResult], seconds: float) -> None:
     table = Table(title="leadlift demo summary")
     for column in ("", *(r.crm for r in results)):
@@ -287,9 +390,17 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
         ("rows synced (all objects)", lambda r: f"{r.rows_synced:,}"),
         ("model", lambda r: r.estimator or "-"),
         ("held-out AUC, new leads", lambda r: f"{r.auc:.3f}" if r.auc else "-"),
+        ("held-out calibration error (ECE)", lambda r: f"{r.ece:.4f}" if r.ece else "-"),
         ("rank corr. with true propensity", lambda r: f"{r.truth_spearman:.3f}"
          if r.truth_spearman is not None else "-"),
-        ("Lead_Score written", lambda r: f"{r.fields_written:,}"),
+        ("uplift model", lambda r: r.uplift_estimator or "-"),
+        ("held-out Qini (mean over actions)", lambda r: _num(r.qini)),
+        ("best action: true gain / oracle's", lambda r: _pct(
+            r.uplift_truth.get("policy_share_of_oracle"))),
+        ("true uplift of top 20% / oracle's", lambda r: _pct(r.uplift_truth.get("true_at_20"))),
+        ("segment agrees with truth", lambda r: _pct(r.uplift_truth.get("segment_agreement"))),
+        ("persuadables found", lambda r: f"{r.segments.get('persuadable', 0):,}"),
+        ("leads written (8 score fields)", lambda r: f"{r.fields_written:,}"),
         ("write errors", lambda r: str(r.write_errors)),
         ("read back (matched/sampled)", lambda r: f"{r.fields_read_back}/{r.read_back_sample}"),
         ("install components created", lambda r: str(r.components_installed)),
@@ -301,6 +412,8 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
         table.add_row(label, *(fmt(r) for r in results))
     console.print(table)
     for r in results:
+        for card in r.cards:
+            console.print(f"{r.crm}: model card {card}", highlight=False)
         for note in r.notes:
             console.print(f"[yellow]{r.crm}: {note}[/]")
     console.print(f"total time {seconds:.1f} s")
@@ -320,6 +433,11 @@ def _summary(results: list[CrmResult], seconds: float) -> dict[str, Any]:
                 "leads_synced": r.leads_synced,
                 "auc": round(r.auc, 4) if r.auc else None,
                 "truth_spearman": round(r.truth_spearman, 4) if r.truth_spearman else None,
+                "ece": r.ece,
+                "uplift_estimator": r.uplift_estimator,
+                "qini_auc": r.qini,
+                "uplift_truth": r.uplift_truth,
+                "segments": r.segments,
                 "fields_written": r.fields_written,
                 "fields_read_back": r.fields_read_back,
                 "read_back_sample": r.read_back_sample,

@@ -28,6 +28,12 @@ def installed(store: Store, connection_id: int) -> list[Component]:
     return [Component(r.kind, r.name, r.crm_id, dict(r.details or {})) for r in rows]
 
 
+def ready_fields(connection: Connection) -> set[str]:
+    """Field names already installed on this connection."""
+    ready = (connection.settings or {}).get("fields_ready")
+    return set(ready) if isinstance(ready, list) else set()
+
+
 def install_fields(
     store: Store,
     connection: Connection,
@@ -66,7 +72,9 @@ def install_fields(
                 )
             if not report.clashes:
                 row = session.get(Connection, connection.id)
-                row.settings = {**(row.settings or {}), "fields_ready": True}
+                # The names installed: a later release that writes more fields installs again.
+                ready = sorted({*ready_fields(row), *(spec.name for spec in specs)})
+                row.settings = {**(row.settings or {}), "fields_ready": ready}
     return report
 
 

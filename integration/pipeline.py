@@ -17,13 +17,14 @@ from integration.config import Settings
 from integration.connections import build_connector, get_connection
 from integration.errors import LeadliftError, ModelError
 from integration.fields import written_fields
-from integration.install import install_fields
+from integration.install import install_fields, ready_fields
 from integration.progress import NullReporter, Reporter
 from integration.scoring import score_leads
 from integration.store import Store
 from integration.store.models import Connection, PipelineRun, utcnow
 from integration.sync import sync_object
 from integration.training import train_propensity, training_due
+from integration.uplift_training import train_uplift
 from integration.usage import record_usage
 from integration.writeback import WritebackReport, plan_writeback, push_updates
 
@@ -103,8 +104,8 @@ def run_sync(
 def ensure_written_fields(
     store: Store, settings: Settings, connection: Connection, connector: CRMConnector
 ) -> dict[str, Any]:
-    """Make sure the fields the pipeline writes exist (once per connection)."""
-    if (connection.settings or {}).get("fields_ready"):
+    """Make sure the fields the pipeline writes exist (once per connection and field)."""
+    if {spec.name for spec in written_fields(settings)} <= ready_fields(connection):
         return {"checked": False}
     with recorded(store, connection.id, "install_fields") as stats:
         report = install_fields(
@@ -130,11 +131,24 @@ def ensure_written_fields(
 def run_train(
     store: Store, settings: Settings, connection: Connection, now: datetime | None = None
 ) -> dict[str, Any]:
+    """Train the propensity model and, where past experiments exist, the uplift model.
+    The propensity model is required (its failure raises); uplift is skipped with a
+    reason when there is no experiment to learn from."""
     with recorded(store, connection.id, "train") as stats:
         result = train_propensity(store, settings, connection.id, now)
-        held_out = result.metrics["held_out"]
-        stats.update(version=result.version, estimator=result.estimator, **held_out)
-    return {"version": result.version, "estimator": result.estimator, **held_out}
+        out = result.summary()
+        stats.update(out)
+    with recorded(store, connection.id, "train_uplift") as stats:
+        try:
+            uplift = train_uplift(store, settings, connection.id, now)
+        except ModelError as exc:
+            out["uplift"] = None
+            out["uplift_skipped"] = exc.message
+            stats["skipped"] = exc.message
+        else:
+            out["uplift"] = uplift.summary()
+            stats.update(out["uplift"])
+    return out
 
 
 def run_score(
@@ -142,15 +156,20 @@ def run_score(
 ) -> dict[str, Any]:
     with recorded(store, connection.id, "score") as stats, reporter.task("score leads") as bar:
         result = score_leads(store, connection.id, now, bar.advance)
-        stats.update(
-            scored=result.scored, written=result.written, model_version=result.model_version
-        )
-    return {
-        "scored": result.scored,
-        "written": result.written,
-        "model_version": result.model_version,
-        "mean_propensity": round(result.mean_propensity, 4),
-    }
+        out = {
+            "scored": result.scored,
+            "written": result.written,
+            "model_version": result.model_version,
+            "uplift_version": result.uplift_version,
+            "mode": result.mode,
+            "mean_propensity": round(result.mean_propensity, 4),
+            "buckets": result.buckets,
+            "segments": result.segments,
+            "actions": result.actions,
+            "shadow_written": result.shadow_written,
+        }
+        stats.update(out)
+    return out
 
 
 def run_writeback(

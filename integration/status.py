@@ -41,10 +41,17 @@ def connection_status(session, connection: Connection) -> dict[str, Any]:
     cursors = session.scalars(
         select(SyncCursor).where(SyncCursor.connection_id == cid).order_by(SyncCursor.id)
     )
-    model = session.scalar(
-        select(ModelVersion)
-        .where(ModelVersion.connection_id == cid, ModelVersion.status == "active")
-        .order_by(ModelVersion.id.desc())
+    model, uplift = (
+        session.scalar(
+            select(ModelVersion)
+            .where(
+                ModelVersion.connection_id == cid,
+                ModelVersion.kind == kind,
+                ModelVersion.status == "active",
+            )
+            .order_by(ModelVersion.id.desc())
+        )
+        for kind in ("propensity", "uplift")
     )
     last_writeback = session.scalar(
         select(PipelineRun)
@@ -95,7 +102,17 @@ def connection_status(session, connection: Connection) -> dict[str, Any]:
             "version": model.version,
             "trained_at": _iso(model.trained_at),
             "estimator": (model.params or {}).get("estimator"),
+            "mode": (model.params or {}).get("mode"),
             "held_out_auc": ((model.metrics or {}).get("held_out") or {}).get("auc"),
+        },
+        "active_uplift_model": None
+        if uplift is None
+        else {
+            "version": uplift.version,
+            "trained_at": _iso(uplift.trained_at),
+            "estimator": (uplift.params or {}).get("estimator"),
+            "actions": (uplift.params or {}).get("actions"),
+            "held_out_qini": ((uplift.metrics or {}).get("held_out") or {}).get("qini_auc"),
         },
         "last_writeback": None
         if last_writeback is None

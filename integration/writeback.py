@@ -11,18 +11,21 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from connectors.base import CRMConnector, FieldUpdate, RecordError
 from integration.config import Settings
+from integration.fields import SEGMENT_LABELS
 from integration.scoring import latest_scores
 from integration.store import Store
-from integration.store.models import Score, Writeback, utcnow
+from integration.store.models import ModelVersion, Score, Writeback, utcnow
 from integration.store.upserts import upsert_rows
 
 PUSH_CHUNK = 1000  # updates per committed step
+REASONS_LENGTH = 255  # a Salesforce text field's maximum
 
 
 @dataclass
@@ -50,8 +53,28 @@ def values_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def desired_values(settings: Settings, score: Score) -> dict[str, Any]:
-    return {settings.fields.lead_score: round(score.propensity * 100)}
+def desired_values(settings: Settings, score: Score, versions: dict[int, str]) -> dict[str, Any]:
+    """The field values a rep sees for one score; uplift fields only once an uplift
+    model exists (an empty value would erase what the admin had there)."""
+    n = settings.fields
+    items = (score.reasons or {}).get("items") or []
+    values: dict[str, Any] = {
+        n.lead_score: round(score.propensity * 100),
+        n.lead_score_bucket: score.bucket,
+        n.score_reasons: "; ".join(i["text"] for i in items)[:REASONS_LENGTH] or None,
+        n.scored_at: score.scored_at,
+    }
+    uplift = score.uplift or {}
+    model = versions.get(score.model_version_id, "?")
+    if uplift.get("by_action"):
+        by_action = uplift["by_action"]
+        best = max(by_action.values())
+        values[n.uplift_best_action] = (score.action or "none").replace("_", " ")
+        values[n.uplift_score] = round(best * 100, 1)
+        values[n.uplift_segment] = SEGMENT_LABELS.get(score.segment or "", None)
+        model += " / " + versions.get(uplift.get("model_version"), "?")
+    values[n.score_model_version] = model
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def plan_writeback(store: Store, settings: Settings, connection_id: int) -> list[FieldUpdate]:
@@ -64,12 +87,24 @@ def plan_writeback(store: Store, settings: Settings, connection_id: int) -> list
                 )
             ).all()
         )
+        versions = {
+            row.id: f"{row.kind} v{row.version}"
+            for row in session.execute(
+                select(ModelVersion.id, ModelVersion.kind, ModelVersion.version).where(
+                    ModelVersion.connection_id == connection_id
+                )
+            )
+        }
     updates = []
     for score in latest_scores(store, connection_id):
-        values = desired_values(settings, score)
+        values = desired_values(settings, score, versions)
         if pushed.get(score.lead_crm_id) != values_hash(values):
             updates.append(FieldUpdate(score.crm_object, score.lead_crm_id, values))
     return updates
+
+
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def _record(store: Store, connection_id: int, batch: Sequence[FieldUpdate], errors) -> None:
@@ -94,7 +129,7 @@ def _record(store: Store, connection_id: int, batch: Sequence[FieldUpdate], erro
             error = failed.get(update.crm_id)
             if error is None:
                 ok_rows.append(
-                    key | {"field_values": dict(update.values),
+                    key | {"field_values": _jsonable(update.values),
                            "values_hash": values_hash(dict(update.values)), "pushed_at": now,
                            "status": "ok", "error": None, "attempts": 0}
                 )  # fmt: skip

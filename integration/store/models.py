@@ -299,6 +299,8 @@ class Score(Base):
     queue: Mapped[str | None] = mapped_column(String(120))
     reasons: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     scored_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A challenger that lost its backtest still scores, for comparison; never written back.
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Writeback(Base):

@@ -47,8 +47,9 @@ def test_connect_run_status_and_dry_runs(world, open_leads, tmp_path, monkeypatc
         assert fields.exit_code == 0, fields.output
         lines = [" ".join(line.split()) for line in fields.output.splitlines()]
         assert "kept Lead.Lead_Score__c" in lines
-        assert "would create custom_field Lead.Uplift_Segment__c" in lines
-        assert "would create field_permission Lead.Uplift_Segment__c" in lines
+        assert "kept Lead.Uplift_Segment__c" in lines  # a scoring cycle installs what it writes
+        assert "would create custom_field Contact.Experiment_Arm__c" in lines
+        assert "would create field_permission Contact.Experiment_Arm__c" in lines
 
         status = _json(runner.invoke(cli, ["status", "--json"]).stdout)
         (connection,) = status["connections"]
