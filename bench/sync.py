@@ -43,7 +43,8 @@ from integration.store import Store
 from integration.store.models import Lead, Score
 from integration.sync import sync_object
 from integration.world import generate_world
-from integration.writeback import plan_writeback, push_updates
+from integration.writeback import push_plan
+from integration.writeback_plan import plan_writeback
 
 # Per CRM: the page size of a plain read, the batch size of a write, the lead object.
 LIMITS = {"salesforce": (2000, 200, "Lead"), "hubspot": (100, 100, "contacts")}
@@ -134,18 +135,18 @@ def run(crm: str, leads: int, seed: int, engagement_scale: float) -> dict:
 
         install_fields(store, connection, connector, written_fields(settings))
         changed = fake_scores(store, connection.id, lead_object)
-        updates = plan_writeback(store, settings, connection.id)
+        updates = plan_writeback(store, settings, connection.id, connector)
         sandbox.reset_stats()
         t0 = time.perf_counter()
-        report = push_updates(store, connection.id, connector, updates)
+        report = push_plan(store, connection.id, connector, updates)
         writeback_calls = calls(sandbox, crm)
         say(
             f"write-back: {report.succeeded:,}/{len(updates):,} records, {writeback_calls} "
             f"API calls in {time.perf_counter() - t0:.1f} s ({len(report.errors)} errors)"
         )
         sandbox.reset_stats()
-        again = plan_writeback(store, settings, connection.id)
-        push_updates(store, connection.id, connector, again)
+        again = plan_writeback(store, settings, connection.id, connector)
+        push_plan(store, connection.id, connector, again)
         rewrite_calls = calls(sandbox, crm)
         say(f"write-back again with nothing changed: {len(again)} planned, {rewrite_calls} calls")
     store.dispose()

@@ -309,4 +309,9 @@ class CRMConnector(Protocol):
 
     def queues(self) -> list[Queue]: ...
 
+    @property
+    def write_batch_size(self) -> int:
+        """Records one write call carries (what write-back plans its calls with)."""
+        ...
+
     def usage(self) -> ApiUsage: ...

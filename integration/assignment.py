@@ -21,7 +21,7 @@ from integration.store.models import Connection, Lead, Outcome, Score
 ROUTABLE = ("Lead", "contacts")
 
 
-def _plain(text: str | None) -> str:
+def plain_name(text: str | None) -> str:
     return "".join(ch for ch in (text or "").lower() if ch.isalnum())
 
 
@@ -29,9 +29,9 @@ def find_queue(connector: CRMConnector, name: str) -> Queue:
     """A queue by id, name or developer name ("Senior AE – Now" = "Senior_AE_Now")."""
     queues = connector.queues()
     for queue in queues:
-        if name == queue.crm_id or _plain(name) in (
-            _plain(queue.name),
-            _plain(queue.developer_name),
+        if name == queue.crm_id or plain_name(name) in (
+            plain_name(queue.name),
+            plain_name(queue.developer_name),
         ):
             return queue
     known = ", ".join(q.name for q in queues) or "none"

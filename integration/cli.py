@@ -290,6 +290,48 @@ def sync(connection: str | None, objects: tuple[str, ...]) -> None:
 
 @cli.command()
 @connection_option
+@click.option("--json", "as_json", is_flag=True)
+@handled
+def readiness(connection: str | None, as_json: bool) -> None:
+    """The data-readiness checklist: can this history support an ML score?"""
+    from integration.connections import get_connection
+    from integration.features import load_frames
+    from integration.modeling import assess
+    from integration.modeling.readiness import latest_unmapped
+    from integration.store.models import utcnow
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    frames = load_frames(store, conn.id)
+    report = assess(frames, utcnow(), unmapped=latest_unmapped(store, conn.id))
+    data = report.as_dict() | {"hygiene": frames.hygiene.as_dict() if frames.hygiene else None}
+    if as_json:
+        _print_json(data)
+        return
+    table = Table("check", "value", "threshold", "status", "what to fix", box=None)
+    colours = {"pass": "green", "warn": "yellow", "fail": "red"}
+    for check in data["checks"]:
+        value = check["value"]
+        table.add_row(
+            check["name"], f"{value:,.3g}" if isinstance(value, float) else str(value),
+            str(check["threshold"]), f"[{colours[check['status']]}]{check['status']}[/]",
+            check["fix"] if check["status"] != "pass" else "",
+        )  # fmt: skip
+    out.print(table)
+    verdict = "ML model" if data["mode"] == "ml" else "rules/fit score (below the floor)"
+    out.print(f"mode: {verdict}: {data['why']}", highlight=False)
+    if frames.hygiene is not None:
+        h = frames.hygiene
+        out.print(
+            f"hygiene: {h.merged} duplicate leads collapsed ({h.duplicates}), "
+            f"unmapped values {h.unmapped or 'none'} — nothing is written back",
+            highlight=False,
+        )
+
+
+@cli.command()
+@connection_option
 @handled
 def train(connection: str | None) -> None:
     """Train new propensity and uplift versions (promoted only if they beat the active ones)."""
@@ -324,10 +366,12 @@ def score(connection: str | None) -> None:
 
 @cli.command()
 @connection_option
-@click.option("--dry-run", is_flag=True, help="Only count what would be pushed.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and its API calls; push nothing.")
+@click.option("--max-calls", type=int, default=None, help="API calls this run may spend.")
+@click.option("--json", "as_json", is_flag=True, help="End with the plan or report as JSON.")
 @handled
-def writeback(connection: str | None, dry_run: bool) -> None:
-    """Push changed scores into the CRM."""
+def writeback(connection: str | None, dry_run: bool, max_calls: int | None, as_json: bool) -> None:
+    """Push what changed materially since the last push (fields, then owners)."""
     from integration.connections import build_connector, get_connection
     from integration.pipeline import run_writeback
 
@@ -336,11 +380,42 @@ def writeback(connection: str | None, dry_run: bool) -> None:
     conn = get_connection(store, connection)
     connector = build_connector(store, settings, conn)
     with _reporter() as reporter:
-        report = run_writeback(store, settings, conn, connector, reporter, dry_run=dry_run)
-    if dry_run:
-        out.print(f"{report.planned} records would be updated")
+        report = run_writeback(
+            store, settings, conn, connector, reporter, dry_run=dry_run, max_calls=max_calls
+        )
+    plan = report.plan
+    if not as_json:
+        verb = "would be" if dry_run else "were"
+        out.print(
+            f"{plan['records']} records {'would be' if dry_run else 'to be'} updated "
+            f"({plan['field_updates']} fields; "
+            f"new {plan['by_priority']['new']}, changed {plan['by_priority']['change']}, "
+            f"refreshed {plan['by_priority']['refresh']}), {plan['owner_updates']} owner "
+            f"changes, {plan['api_calls']} API calls"
+            + (f" (budget {plan['max_calls']})" if plan["max_calls"] else ""),
+            highlight=False,
+        )
+        if plan["deferred_records"] or plan["deferred_owner_updates"]:
+            out.print(
+                f"deferred to the next run: {plan['deferred_records']} records, "
+                f"{plan['deferred_owner_updates']} owner changes"
+            )
+        if plan["manual_owners_kept"]:
+            out.print(f"kept {plan['manual_owners_kept']} owners set by hand")
+        if not dry_run:
+            out.print(
+                f"{report.succeeded}/{report.attempted} records and {report.owners_assigned} "
+                f"owners {verb} written, {len(report.errors)} failed, {report.api_calls} API calls"
+            )
         return
-    out.print(f"wrote {report.succeeded}/{report.attempted}, {len(report.errors)} failed")
+    data = {
+        "leads_changed": plan["leads_changed"], "field_updates": plan["field_updates"],
+        "owner_updates": plan["owner_updates"], "api_calls": plan["api_calls"],
+        "dry_run": dry_run, "plan": plan,
+        **({} if dry_run else {"succeeded": report.succeeded, "failed": len(report.errors),
+                                "api_calls_spent": report.api_calls}),
+    }  # fmt: skip
+    print(json.dumps(data, default=str))
 
 
 @cli.group()

@@ -120,6 +120,15 @@ class Settings(BaseSettings):
     sync_lookback_seconds: int = Field(300, ge=0)
     sync_lag_seconds: int = Field(5, ge=0)
     writeback_batch_size: int = Field(200, ge=1, le=200)
+    writeback_score_step: int = Field(
+        3, ge=0, le=100, description="Score points a lead must move before it is pushed again."
+    )
+    writeback_max_calls: int | None = Field(
+        None, ge=1, description="API calls one write-back may spend; the rest waits."
+    )
+    overwrite_manual_owners: bool = Field(
+        False, description="Let routing move leads a rep took by hand."
+    )
     http_timeout_seconds: float = Field(30.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -26,7 +26,8 @@ from integration.sync import sync_object
 from integration.training import train_propensity, training_due
 from integration.uplift_training import train_uplift
 from integration.usage import record_usage
-from integration.writeback import WritebackReport, plan_writeback, push_updates
+from integration.writeback import WritebackReport, push_plan
+from integration.writeback_plan import plan_writeback
 
 
 @contextmanager
@@ -179,15 +180,22 @@ def run_writeback(
     connector: CRMConnector,
     reporter: Reporter,
     dry_run: bool = False,
+    max_calls: int | None = None,
 ) -> WritebackReport:
-    updates = plan_writeback(store, settings, connection.id)
+    plan = plan_writeback(
+        store, settings, connection.id, connector,
+        max_calls=max_calls,
+    )  # fmt: skip
     if dry_run:
-        return WritebackReport(planned=len(updates), dry_run=True)
+        return WritebackReport(
+            planned=len(plan.updates), owners_planned=len(plan.owners), dry_run=True,
+            api_calls=plan.api_calls, plan=plan.as_dict(),
+        )  # fmt: skip
     with (
         recorded(store, connection.id, "writeback") as stats,
-        reporter.task("write back", total=len(updates)) as bar,
+        reporter.task("write back", total=len(plan.updates)) as bar,
     ):
-        report = push_updates(store, connection.id, connector, updates, bar.advance)
+        report = push_plan(store, connection.id, connector, plan, bar.advance)
         stats.update(report.as_dict())
     return report
 

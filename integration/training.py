@@ -51,7 +51,7 @@ from integration.modeling import (
 )
 from integration.modeling.propensity import library_versions
 from integration.modeling.readiness import ReadinessReport, latest_unmapped
-from integration.registry import ACTIVE, SHADOW, active, load, register
+from integration.registry import ACTIVE, SHADOW, Registered, active, load, register
 from integration.store import Store
 from integration.store.models import ModelVersion, utcnow
 
@@ -74,6 +74,14 @@ class TrainResult:
     mode: str
     metrics: dict[str, Any]
     decision: str
+
+    @classmethod
+    def of(
+        cls, kind: str, registered: Registered, estimator: str, mode: str, metrics: dict
+    ) -> TrainResult:
+        decision = metrics["backtest"]["decision"]
+        return cls(kind, registered.id, registered.version, registered.status, estimator, mode,
+                   metrics, decision)  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         held_out = self.metrics.get("held_out") or {}
@@ -235,6 +243,11 @@ def backtest(
     return wins, info
 
 
+def hygiene_summary(frames: Frames) -> dict[str, Any] | None:
+    """What cleaning changed before training (reported with the version, never written back)."""
+    return frames.hygiene.as_dict() if frames.hygiene is not None else None
+
+
 def _naive(value: Any) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     return ts.tz_convert(None) if ts.tzinfo else ts
@@ -291,7 +304,7 @@ def train_propensity(
     promote, metrics["backtest"] = backtest(champion, deployed, deployed_mode, X, y, cutoffs, fresh)
     return _register(
         store, connection_id, deployed, deployed_mode, deployed_why, promote, metrics, report,
-        now, (cutoffs.min(), cutoffs.max()), window_days,
+        now, (cutoffs.min(), cutoffs.max()), window_days, hygiene_summary(frames),
     )  # fmt: skip
 
 
@@ -314,19 +327,31 @@ def _register_unlabelled(
     }
     return _register(
         store, connection_id, model, "rules", why, promote, metrics, report, now, (None, None),
-        None,
+        None, hygiene_summary(frames),
     )  # fmt: skip
 
 
 def _register(
-    store, connection_id, model, mode, why, promote, metrics, report, now, span, window_days
+    store,
+    connection_id,
+    model,
+    mode,
+    why,
+    promote,
+    metrics,
+    report,
+    now,
+    span,
+    window_days,
+    hygiene,
 ) -> TrainResult:
     registered = register(
         store, connection_id, "propensity", model,
         status=ACTIVE if promote else SHADOW, cutoff=now,
         train_start=None if span[0] is None else pd.Timestamp(span[0]).to_pydatetime(),
         train_end=None if span[1] is None else pd.Timestamp(span[1]).to_pydatetime(),
-        metrics=metrics, readiness=report.as_dict(), features=feature_spec(),
+        metrics=metrics, readiness=report.as_dict() | {"hygiene": hygiene},
+        features=feature_spec(),
         params={
             "estimator": estimator_name(model),
             "mode": mode,
@@ -339,10 +364,7 @@ def _register(
         },
         library_versions=library_versions(),
     )  # fmt: skip
-    return TrainResult(
-        "propensity", registered.id, registered.version, registered.status,
-        estimator_name(model), mode, metrics, metrics["backtest"]["decision"],
-    )  # fmt: skip
+    return TrainResult.of("propensity", registered, estimator_name(model), mode, metrics)
 
 
 def active_model(store: Store, connection_id: int, kind: str = "propensity") -> ModelVersion:

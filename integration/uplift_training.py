@@ -143,7 +143,7 @@ def per_action_metrics(
         }
         for k in TOP_SHARES:
             block[f"uplift_at_{round(k * 100)}"] = uplift_at_k(outcome, score, treated, k=k)
-        metrics[action] = {k: float(v) for k, v in block.items()}
+        metrics[action] = {k: v if isinstance(v, int) else float(v) for k, v in block.items()}
         x, q = qini_curve(outcome, score, treated)
         share = x / x[-1]
         curves[action] = {"x": _thin(share), "y": _thin(q), "random": _thin(share * q[-1])}
@@ -262,7 +262,7 @@ def train_uplift(
                                     "why": deployed_why},
         features=feature_spec() | {"uplift_features": list(UPLIFT_FEATURES)},
         params={
-            "estimator": deployed.model.learner_ if deployed.model is not None else "segments",
+            "estimator": registered_estimator(deployed),
             "mode": deployed_mode, "mode_why": deployed_why,
             "label": f"meeting_booked within {window_days} days of assignment",
             "actions": deployed.actions,
@@ -271,10 +271,9 @@ def train_uplift(
         },
         library_versions=library_versions(),
     )  # fmt: skip
-    return TrainResult(
-        "uplift", registered.id, registered.version, registered.status,
-        registered_estimator(deployed), deployed_mode, metrics, metrics["backtest"]["decision"],
-    )  # fmt: skip
+    return TrainResult.of(
+        "uplift", registered, registered_estimator(deployed), deployed_mode, metrics
+    )
 
 
 def registered_estimator(scorer: UpliftScorer) -> str:

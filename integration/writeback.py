@@ -1,8 +1,8 @@
-"""Write-back: latest scores → the minimal set of CRM field changes → pushed, recorded.
+"""Write-back: push a plan (see `integration.writeback_plan`) and record what landed.
 
-A record is pushed only when the values leadlift would write differ from the
-last values it successfully wrote there; a failed record keeps its old hash,
-so the next run retries exactly the failures.
+What a record holds in the CRM is recorded only when the CRM accepted it: a
+failed record keeps its previous state, so the next plan retries exactly the
+failures (alone, not their whole batch).
 """
 
 from __future__ import annotations
@@ -11,21 +11,17 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from connectors.base import CRMConnector, FieldUpdate, RecordError
-from integration.config import Settings
-from integration.fields import SEGMENT_LABELS
-from integration.scoring import latest_scores
+from connectors.base import CRMConnector, RecordError
 from integration.store import Store
-from integration.store.models import ModelVersion, Score, Writeback, utcnow
+from integration.store.models import Lead, Writeback, utcnow
 from integration.store.upserts import upsert_rows
+from integration.writeback_plan import OWNER_KEY, PlannedOwner, PlannedUpdate, WritebackPlan
 
-PUSH_CHUNK = 1000  # updates per committed step
-REASONS_LENGTH = 255  # a Salesforce text field's maximum
+PUSH_CHUNK = 1000  # records per committed step
 
 
 @dataclass
@@ -36,6 +32,9 @@ class WritebackReport:
     errors: list[RecordError] = field(default_factory=list)
     api_calls: int = 0
     dry_run: bool = False
+    owners_planned: int = 0
+    owners_assigned: int = 0
+    plan: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +45,9 @@ class WritebackReport:
             "errors": [f"{e.crm_id}: {e.code} {e.message}"[:200] for e in self.errors[:20]],
             "api_calls": self.api_calls,
             "dry_run": self.dry_run,
+            "owners_planned": self.owners_planned,
+            "owners_assigned": self.owners_assigned,
+            "plan": self.plan,
         }
 
 
@@ -53,106 +55,88 @@ def values_hash(values: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def desired_values(settings: Settings, score: Score, versions: dict[int, str]) -> dict[str, Any]:
-    """The field values a rep sees for one score; uplift fields only once an uplift
-    model exists (an empty value would erase what the admin had there)."""
-    n = settings.fields
-    items = (score.reasons or {}).get("items") or []
-    values: dict[str, Any] = {
-        n.lead_score: round(score.propensity * 100),
-        n.lead_score_bucket: score.bucket,
-        n.score_reasons: "; ".join(i["text"] for i in items)[:REASONS_LENGTH] or None,
-        n.scored_at: score.scored_at,
-    }
-    uplift = score.uplift or {}
-    model = versions.get(score.model_version_id, "?")
-    if uplift.get("by_action"):
-        by_action = uplift["by_action"]
-        best = max(by_action.values())
-        values[n.uplift_best_action] = (score.action or "none").replace("_", " ")
-        values[n.uplift_score] = round(best * 100, 1)
-        values[n.uplift_segment] = SEGMENT_LABELS.get(score.segment or "", None)
-        model += " / " + versions.get(uplift.get("model_version"), "?")
-    values[n.score_model_version] = model
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def plan_writeback(store: Store, settings: Settings, connection_id: int) -> list[FieldUpdate]:
-    """Field updates for every lead whose desired values differ from the last pushed ones."""
-    with store.session() as session:
-        pushed = dict(
-            session.execute(
-                select(Writeback.crm_id, Writeback.values_hash).where(
-                    Writeback.connection_id == connection_id, Writeback.status == "ok"
-                )
-            ).all()
-        )
-        versions = {
-            row.id: f"{row.kind} v{row.version}"
-            for row in session.execute(
-                select(ModelVersion.id, ModelVersion.kind, ModelVersion.version).where(
-                    ModelVersion.connection_id == connection_id
-                )
+def _attempts(session, connection_id: int, ids: list[str]) -> dict[str, int]:
+    if not ids:
+        return {}
+    return dict(
+        session.execute(
+            select(Writeback.crm_id, Writeback.attempts).where(
+                Writeback.connection_id == connection_id, Writeback.crm_id.in_(ids)
             )
-        }
-    updates = []
-    for score in latest_scores(store, connection_id):
-        values = desired_values(settings, score, versions)
-        if pushed.get(score.lead_crm_id) != values_hash(values):
-            updates.append(FieldUpdate(score.crm_object, score.lead_crm_id, values))
-    return updates
+        ).all()
+    )
 
 
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in values.items()}
-
-
-def _record(store: Store, connection_id: int, batch: Sequence[FieldUpdate], errors) -> None:
+def _record(store: Store, connection_id: int, batch: Sequence[PlannedUpdate], errors) -> None:
     failed = {e.crm_id: e for e in errors}
     now = utcnow()
     with store.session() as session:
-        attempts = dict(
-            session.execute(
-                select(Writeback.crm_id, Writeback.attempts).where(
-                    Writeback.connection_id == connection_id,
-                    Writeback.crm_id.in_([u.crm_id for u in batch if u.crm_id in failed]),
-                )
-            ).all()
+        attempts = _attempts(
+            session, connection_id, [u.crm_id for u in batch if u.crm_id in failed]
         )
         ok_rows, error_rows = [], []
-        for update in batch:
+        for planned in batch:
             key = {
                 "connection_id": connection_id,
-                "crm_object": update.crm_object,
-                "crm_id": update.crm_id,
+                "crm_object": planned.crm_object,
+                "crm_id": planned.crm_id,
             }
-            error = failed.get(update.crm_id)
+            error = failed.get(planned.crm_id)
             if error is None:
                 ok_rows.append(
-                    key | {"field_values": _jsonable(update.values),
-                           "values_hash": values_hash(dict(update.values)), "pushed_at": now,
-                           "status": "ok", "error": None, "attempts": 0}
+                    key | {"field_values": planned.pushed, "pushed_at": now, "status": "ok",
+                           "values_hash": values_hash(planned.pushed), "error": None,
+                           "attempts": 0}
                 )  # fmt: skip
             else:
                 error_rows.append(
                     key | {"status": "error", "error": f"{error.code}: {error.message}"[:1000],
-                           "attempts": attempts.get(update.crm_id, 0) + 1}
+                           "attempts": attempts.get(planned.crm_id, 0) + 1}
                 )  # fmt: skip
         upsert_rows(session, Writeback.__table__, ok_rows, changed_when=())
         upsert_rows(session, Writeback.__table__, error_rows, changed_when=())
 
 
-def push_updates(
+def _record_owners(store: Store, connection_id: int, done: Sequence[PlannedOwner]) -> None:
+    """The lead's owner locally, and in its pushed state the owner leadlift set (so a later
+    change of owner by a rep is recognised as a hand-set one)."""
+    if not done:
+        return
+    by_id = {o.crm_id: o for o in done}
+    with store.session() as session:
+        for owner in done:
+            session.execute(
+                update(Lead)
+                .where(Lead.connection_id == connection_id, Lead.crm_id == owner.crm_id)
+                .values(owner_crm_id=owner.owner_id)
+            )
+        rows = session.scalars(
+            select(Writeback).where(
+                Writeback.connection_id == connection_id, Writeback.crm_id.in_(list(by_id))
+            )
+        ).all()
+        for row in rows:
+            values = {**(row.field_values or {}), OWNER_KEY: by_id[row.crm_id].owner_id}
+            row.field_values = values
+            if row.status == "ok":
+                row.values_hash = values_hash(values)
+
+
+def push_plan(
     store: Store,
     connection_id: int,
     connector: CRMConnector,
-    updates: Sequence[FieldUpdate],
+    plan: WritebackPlan,
     progress: Callable[[int], None] | None = None,
 ) -> WritebackReport:
-    report = WritebackReport(planned=len(updates))
-    for start in range(0, len(updates), PUSH_CHUNK):
-        batch = updates[start : start + PUSH_CHUNK]
-        result = connector.push(batch)
+    """Field updates first (their records must exist before an owner is recorded on
+    them), then owner changes, each in committed chunks."""
+    report = WritebackReport(
+        planned=len(plan.updates), owners_planned=len(plan.owners), plan=plan.as_dict()
+    )
+    for start in range(0, len(plan.updates), PUSH_CHUNK):
+        batch = plan.updates[start : start + PUSH_CHUNK]
+        result = connector.push([u.field_update for u in batch])
         _record(store, connection_id, batch, result.errors)
         report.attempted += result.attempted
         report.succeeded += result.succeeded
@@ -160,4 +144,13 @@ def push_updates(
         report.api_calls += result.api_calls
         if progress:
             progress(len(batch))
+    for start in range(0, len(plan.owners), PUSH_CHUNK):
+        batch = plan.owners[start : start + PUSH_CHUNK]
+        result = connector.assign([o.assignment for o in batch])
+        failed = {e.crm_id for e in result.errors}
+        done = [o for o in batch if o.crm_id not in failed]
+        _record_owners(store, connection_id, done)
+        report.owners_assigned += len(done)
+        report.errors.extend(result.errors)
+        report.api_calls += result.api_calls
     return report

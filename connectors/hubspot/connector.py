@@ -498,6 +498,11 @@ class HubSpotConnector:
             if r.fields.get("type") == "QUEUE" and not r.deleted
         ]  # fmt: skip
 
+    @property
+    def write_batch_size(self) -> int:
+        """Records per write call (batch update)."""
+        return BATCH_LIMIT
+
     def usage(self) -> ApiUsage:
         daily = self.client.daily
         return ApiUsage(self.client.calls, *(daily or (None, None)))

@@ -390,6 +390,11 @@ class SalesforceConnector:
             for row in self.client.query_pages(soql)
         ]
 
+    @property
+    def write_batch_size(self) -> int:
+        """Records per write call (sObject Collections)."""
+        return self.batch_size
+
     def usage(self) -> ApiUsage:
         used, limit = self.client.api_usage()
         return ApiUsage(self.client.calls, used, limit)

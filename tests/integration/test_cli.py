@@ -57,6 +57,22 @@ def test_connect_run_status_and_dry_runs(world, open_leads, tmp_path, monkeypatc
         assert connection["last_writeback"]["succeeded"] == open_leads
         assert connection["active_model"]["held_out_auc"] == cycle["trained"]["auc"]
 
+        ready = _json(runner.invoke(cli, ["readiness", "--json"]).stdout)
+        checks = {c["name"]: c for c in ready["checks"]}
+        assert ready["mode"] == cycle["trained"]["mode"]
+        assert checks["history_months"]["status"] == "pass"
+        assert checks["positives"]["threshold"] == 200
+
+        listed = json.loads(runner.invoke(cli, ["models", "list", "--json"]).stdout)
+        assert {(m["kind"], m["status"]) for m in listed} == {
+            ("propensity", "active"),
+            ("uplift", "active"),
+        }
+        card = tmp_path / "card.html"
+        shown = runner.invoke(cli, ["models", "show", "1", "--kind", "uplift", "--html", str(card)])
+        assert shown.exit_code == 0 and "per_action" not in shown.output
+        assert "qini_auc" in shown.output and 'alt="qini_curves"' in card.read_text()
+
 
 def test_unknown_connection_is_a_clear_error(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("LEADLIFT_HOME", str(tmp_path))

@@ -21,7 +21,7 @@ from integration.scoring import latest_scores, score_leads
 from integration.store.models import Score
 from integration.training import train_propensity
 from integration.uplift_training import fit_scorer, train_uplift
-from integration.writeback import plan_writeback
+from integration.writeback_plan import plan_writeback
 
 from .conftest import NOW
 
