@@ -351,16 +351,20 @@ def train(connection: str | None) -> None:
 @connection_option
 @handled
 def score(connection: str | None) -> None:
-    """Score every lead with the active model."""
+    """Score and route every open lead (live experiments assign their new units first)."""
     from integration.connections import get_connection
+    from integration.experiment_cycle import run_experiments
+    from integration.model_card import scored_line
     from integration.pipeline import run_score
+    from integration.store.models import utcnow
 
     settings = _settings()
     store = _store(settings)
+    conn = get_connection(store, connection)
+    now = utcnow()
+    arms = run_experiments(store, conn.id, now).arms()
     with _reporter() as reporter:
-        result = run_score(store, get_connection(store, connection), reporter)
-    from integration.model_card import scored_line
-
+        result = run_score(store, conn, reporter, now, settings, arms)
     out.print(scored_line(result), highlight=False)
 
 
@@ -681,6 +685,173 @@ def explain(lead: str, connection: str | None, as_json: bool) -> None:
             out.print(f"      {reason}", highlight=False, markup=False)
         if entry.get("changed"):
             out.print(f"      changed: {entry['changed']}", highlight=False, markup=False)
+
+
+# -- experiments ------------------------------------------------------------------------
+
+
+@cli.group()
+def experiments() -> None:
+    """Holdout experiments: define, start, pause, stop, read out."""
+
+
+@experiments.command("create")
+@connection_option
+@click.option(
+    "--file",
+    "policy_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A YAML policy file with an `experiments:` list (all are created).",
+)
+@click.option("--key", help="Slug, e.g. q4_call_first.")
+@click.option("--name", help="What it tests, in words.")
+@click.option(
+    "--action",
+    "actions",
+    multiple=True,
+    metavar="NAME=DEFINITION",
+    help="An action and its exact versioned definition; repeat for multi-arm.",
+)
+@click.option("--holdout", "holdout_share", type=float, default=0.2, show_default=True)
+@click.option(
+    "--unit", type=click.Choice(["account", "lead"]), default="account", show_default=True
+)
+@click.option(
+    "--stratum",
+    "strata",
+    multiple=True,
+    help="tier, size_band, region, source or intent; repeatable (default: tier).",
+)
+@click.option("--window-days", type=int, default=21, show_default=True)
+@click.option("--start", "start_now", is_flag=True, help="Start it at once.")
+@handled
+def experiments_create(
+    connection: str | None, policy_file: str | None, key: str | None, name: str | None,
+    actions: tuple[str, ...], holdout_share: float, unit: str, strata: tuple[str, ...],
+    window_days: int, start_now: bool,
+) -> None:  # fmt: skip
+    """Create experiments (drafts, unless --start) from flags or a policy file."""
+    from integration.connections import get_connection
+    from integration.experiments.registry import create, start
+    from integration.experiments.spec import load_policy_file, parse_spec
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    if policy_file:
+        specs = load_policy_file(policy_file)
+    else:
+        if not (key and actions):
+            raise click.UsageError("give --file, or --key and at least one --action")
+        pairs = [a.split("=", 1) for a in actions]
+        if any(len(p) != 2 for p in pairs):
+            raise click.UsageError("--action takes NAME=DEFINITION")
+        specs = [
+            parse_spec(
+                {"key": key, "name": name or key, "actions": dict(pairs),
+                 "holdout_share": holdout_share, "unit": unit,
+                 "strata": list(strata) or ["tier"], "window_days": window_days},
+                "--options",
+            )
+        ]  # fmt: skip
+    for spec in specs:
+        row = create(store, conn.id, spec)
+        if start_now:
+            row = start(store, conn.id, spec.key)
+        out.print(f"{row.key}: {row.status} ({', '.join(spec.actions)} vs "
+                  f"{spec.holdout_share:.0%} holdout by {spec.unit})", highlight=False)  # fmt: skip
+
+
+@experiments.command("list")
+@connection_option
+@click.option("--json", "as_json", is_flag=True)
+@handled
+def experiments_list(connection: str | None, as_json: bool) -> None:
+    """Every experiment with its status."""
+    from integration.connections import get_connection
+    from integration.experiments.registry import describe, list_experiments
+
+    settings = _settings()
+    store = _store(settings)
+    rows = [describe(r) for r in list_experiments(store, get_connection(store, connection).id)]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("key", "status", "actions", "holdout", "unit", "started", box=None)
+    for r in rows:
+        table.add_row(r["key"], r["status"], ", ".join(r["actions"]), f"{r['holdout_share']:.0%}",
+                      r["unit"], (r["started_at"] or "")[:16])  # fmt: skip
+    out.print(table)
+
+
+def _experiment_transition(verb: str):
+    @experiments.command(verb)
+    @click.argument("key")
+    @connection_option
+    @handled
+    def command(key: str, connection: str | None) -> None:
+        from integration.connections import get_connection
+        from integration.experiments import registry
+
+        settings = _settings()
+        store = _store(settings)
+        row = getattr(registry, verb)(store, get_connection(store, connection).id, key)
+        out.print(f"{row.key}: {row.status}")
+
+    command.__doc__ = {
+        "start": "Start assigning units (draft → running).",
+        "pause": "Stop assigning new units; existing arms stay (running → paused).",
+        "resume": "Assign again (paused → running).",
+        "stop": "End the experiment for good; its arms stay for the readout.",
+    }[verb]
+    return command
+
+
+for _verb in ("start", "pause", "resume", "stop"):
+    _experiment_transition(_verb)
+
+
+@experiments.command("show")
+@click.argument("key", required=False)
+@connection_option
+@click.option("--past", is_flag=True, help="Read out the experiments recorded on leads "
+              "before leadlift (their Experiment_Arm labels).")  # fmt: skip
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write the readout (with plots and operating metrics) here.",
+)
+@click.option("--json", "as_json", is_flag=True)
+@handled
+def experiments_show(
+    key: str | None, connection: str | None, past: bool, html_path: str | None, as_json: bool
+) -> None:
+    """An experiment's definition and readout: uplift with intervals, per stratum, SRM."""
+    from pathlib import Path
+
+    from integration.connections import get_connection
+    from integration.experiment_readout import experiment_readout
+
+    settings = _settings()
+    store = _store(settings)
+    conn = get_connection(store, connection)
+    if not key and not past:
+        raise click.UsageError("give an experiment KEY, or --past")
+    result = experiment_readout(store, conn.id, key, settings, html=bool(html_path))
+    if html_path:
+        Path(html_path).write_text(result["html"])
+        console.print(f"readout written to {html_path}")
+    if as_json:
+        _print_json({k: v for k, v in result.items() if k != "html"})
+        return
+    if result.get("experiment"):
+        e = result["experiment"]
+        out.print(f"[bold]{e['key']}[/] {e['name']} — {e['status']}", highlight=False)
+        for action, definition in e["actions"].items():
+            out.print(f"  {action}: {definition}", highlight=False, markup=False)
+    out.print(result["text"], highlight=False, markup=False)
 
 
 # -- sandbox, web, demo -----------------------------------------------------------------

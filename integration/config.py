@@ -126,6 +126,9 @@ class Settings(BaseSettings):
     writeback_max_calls: int | None = Field(
         None, ge=1, description="API calls one write-back may spend; the rest waits."
     )
+    routing_policy: Path | None = Field(
+        None, description="Routing policy YAML; unset uses the packaged default."
+    )
     overwrite_manual_owners: bool = Field(
         False, description="Let routing move leads a rep took by hand."
     )

@@ -13,20 +13,24 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
 from connectors.http import retrying_session
 from connectors.sandbox import SandboxConfig, SandboxCRM, SandboxServer, serve
-from integration.assignment import assign_top, find_queue
 from integration.config import Settings
 from integration.connect import connect_hubspot_oauth, connect_salesforce_oauth
 from integration.connections import build_connector, get_connection
+from integration.experiments.registry import create, start
+from integration.experiments.spec import parse_spec
 from integration.explain import score_history
 from integration.features import build_features, load_frames
 from integration.model_card import html_card, scored_line, trained_lines
@@ -36,7 +40,7 @@ from integration.progress import RichReporter
 from integration.registry import active
 from integration.scoring import latest_scores
 from integration.store import Store
-from integration.store.models import Lead, Writeback
+from integration.store.models import Writeback
 from integration.training import active_model, load_estimator
 from integration.world import World, generate_world
 
@@ -69,6 +73,10 @@ class CrmResult:
     cards: list[str] = field(default_factory=list)
     routed: int = 0
     routed_read_back: int = 0
+    experiment_units: dict[str, int] = field(default_factory=dict)
+    queues: dict[str, int] = field(default_factory=dict)
+    spilled: int = 0
+    owners_moved: int = 0
     queue: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -88,8 +96,34 @@ def demo_settings(settings: Settings) -> Settings:
             # Show the score where reps look: on the layouts and in a top-leads list view.
             "salesforce_layouts": ("Lead-Lead Layout", "Contact-Contact Layout"),
             "salesforce_list_view": True,
+            # The sandbox's leads all belong to reps; the demo lets routing move them.
+            "overwrite_manual_owners": True,
+            "routing_policy": settings.home / "demo" / "routing.yaml",
         }
     )
+
+
+DEMO_SENIOR_CAPACITY = 150
+DEMO_EXPERIMENT = {
+    "key": "demo_outreach_v2",
+    "name": "Call first vs a 4-step email sequence, against a 20% holdout",
+    "actions": {
+        "call_first": "call within 1 business day, 3 attempts over 5 days v2",
+        "email_sequence": "10-day 4-step email sequence v3",
+    },
+    "holdout_share": 0.2,
+    "unit": "account",
+    "strata": ["tier", "intent"],
+}
+
+
+def write_demo_policy(path: Path) -> None:
+    """The packaged routing policy with a daily capacity on the senior-AE queue, so the
+    demo shows the top bucket overflowing into the AE queue."""
+    policy = yaml.safe_load((files("integration.routing") / "default_policy.yaml").read_text())
+    policy["queues"]["senior_ae_now"]["capacity_per_day"] = DEMO_SENIOR_CAPACITY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(policy, sort_keys=False, allow_unicode=True))
 
 
 def _scripted_browser(ca_file: str):
@@ -235,6 +269,7 @@ def run_demo(
     started = time.perf_counter()
     settings = demo_settings(settings)
     shutil.rmtree(settings.home, ignore_errors=True)
+    write_demo_policy(settings.routing_policy)
     store = Store(settings.store_url)
     store.upgrade()
     wanted = ("salesforce", "hubspot") if crms == "both" else (crms,)
@@ -272,6 +307,16 @@ def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
     connect = connect_salesforce if crm == "salesforce" else connect_hubspot
     name = connect(store, settings, server, config)
     console.print(f"connected [bold]{name}[/] through the OAuth flow (tokens encrypted at rest)")
+    connection = get_connection(store, name)
+    spec = parse_spec(DEMO_EXPERIMENT, "demo")
+    create(store, connection.id, spec)
+    start(store, connection.id, spec.key)
+    console.print(
+        f"experiment {spec.key} started: {', '.join(spec.actions)} vs a "
+        f"{spec.holdout_share:.0%} holdout, by {spec.unit}, stratified by "
+        f"{' × '.join(spec.strata)}",
+        highlight=False,
+    )
     with RichReporter(console) as reporter:
         report = run_cycle(store, settings, name, reporter, force_train=True)
     result = CrmResult(crm, name)
@@ -301,7 +346,7 @@ def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
         console.print(scored_line(report.scored), highlight=False)
         result.segments = report.scored.get("segments") or {}
         _explain_one(store, name, console)
-        _route(store, settings, name, lead_object, result, console)
+        _experiment_and_routing(store, settings, name, lead_object, report, result, console)
     keys = _truth_keys(world, crm, server)
     result.truth_spearman = _truth_spearman(store, name, world, keys)
     result.uplift_truth = _truth_uplift(store, name, world, keys)
@@ -310,33 +355,35 @@ def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
     return result
 
 
-ROUTE_QUEUE = "Senior_AE_Now"
-ROUTE_SHARE = 0.01
-
-
-def _route(store, settings, name, lead_object, result: CrmResult, console: Console) -> None:
-    """Route the top 1% of open leads to the senior AE queue and check the owners landed."""
+def _experiment_and_routing(
+    store, settings, name, lead_object, report, result: CrmResult, console: Console
+) -> None:
+    """What the cycle's experiment and routing did, and a read-back of arms and owners."""
+    step = report.experiments.get(DEMO_EXPERIMENT["key"], {})
+    result.experiment_units = step.get("units", {})
+    scored = report.scored or {}
+    result.queues = {k: v for k, v in (scored.get("queues") or {}).items() if k != "none"}
+    result.spilled = scored.get("spilled", 0)
+    plan = (report.writeback or {}).get("plan", {})
+    result.owners_moved = (report.writeback or {}).get("owners_assigned", 0)
+    console.print(
+        f"experiment {DEMO_EXPERIMENT['key']}: units "
+        + ", ".join(f"{arm} {n}" for arm, n in result.experiment_units.items())
+        + f"; routed: {', '.join(f'{q} {n}' for q, n in result.queues.items())}"
+        + f" ({result.spilled} spilled past the senior-AE capacity of {DEMO_SENIOR_CAPACITY})"
+        + f"; {result.owners_moved} owners moved, {plan.get('api_calls', 0)} write-back calls",
+        highlight=False,
+    )
     connection = get_connection(store, name)
     connector = build_connector(store, settings, connection)
-    top = max(1, int(result.leads_synced * ROUTE_SHARE))
     with tracked(store, connection, connector):
-        routed = assign_top(store, connection, connector, ROUTE_QUEUE, top)
-        queue = find_queue(connector, ROUTE_QUEUE)
-        with store.session() as session:
-            ids = list(
-                session.scalars(
-                    select(Lead.crm_id).where(
-                        Lead.connection_id == connection.id, Lead.owner_crm_id == queue.crm_id
-                    )
-                )
-            )
-        owners = connector.read_owners(lead_object, ids)
-    result.queue, result.routed = queue.name, routed["assigned"]
-    result.routed_read_back = sum(1 for i in ids if owners.get(i) == queue.crm_id)
-    console.print(
-        f"routed the top {routed['assigned']} open leads to the {queue.name!r} queue "
-        f"({len(routed['errors'])} errors)"
-    )
+        queues = {q.name: q.crm_id for q in connector.queues()}
+        picked = [s for s in latest_scores(store, connection.id) if s.queue in queues][
+            :READ_BACK_SAMPLE
+        ]
+        owners = connector.read_owners(lead_object, [s.lead_crm_id for s in picked])
+    result.routed = len(picked)
+    result.routed_read_back = sum(1 for s in picked if owners.get(s.lead_crm_id) == queues[s.queue])
 
 
 def _num(value: float | None) -> str:
@@ -404,7 +451,11 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
         ("write errors", lambda r: str(r.write_errors)),
         ("read back (matched/sampled)", lambda r: f"{r.fields_read_back}/{r.read_back_sample}"),
         ("install components created", lambda r: str(r.components_installed)),
-        ("routed to senior AE queue", lambda r: f"{r.routed} ({r.routed_read_back} read back)"),
+        ("experiment units (arm: count)", lambda r: ", ".join(
+            f"{a} {n}" for a, n in r.experiment_units.items()) or "-"),
+        ("owners moved to routing queues", lambda r: f"{r.owners_moved:,}"),
+        ("  spilled past capacity", lambda r: f"{r.spilled:,}"),
+        ("  owners read back", lambda r: f"{r.routed_read_back}/{r.routed}"),
         ("API calls", lambda r: f"{r.api_calls:,}"),
         ("seconds", lambda r: f"{r.seconds:.1f}"),
     ]  # fmt: skip
@@ -443,8 +494,12 @@ def _summary(results: list[CrmResult], seconds: float) -> dict[str, Any]:
                 "read_back_sample": r.read_back_sample,
                 "api_calls": r.api_calls,
                 "components_installed": r.components_installed,
-                "routed": r.routed,
-                "routed_read_back": r.routed_read_back,
+                "experiment_units": r.experiment_units,
+                "queues": r.queues,
+                "spilled": r.spilled,
+                "owners_moved": r.owners_moved,
+                "owners_read_back": r.routed_read_back,
+                "owners_sampled": r.routed,
                 "seconds": round(r.seconds, 1),
             }
             for r in results

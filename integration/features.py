@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, type_coerce
+from sqlalchemy.types import NullType
 
 from connectors.base import ENGAGEMENT_KINDS
 from integration.store import Store
@@ -109,14 +110,77 @@ class Frames:
     hygiene: HygieneReport | None = None
 
 
-def _read(store: Store, statement) -> pd.DataFrame:
+READ_CHUNK = 200_000  # rows fetched and converted at a time
+
+
+def _shared(values: np.ndarray) -> np.ndarray:
+    """The same values, equal strings sharing one object (a million copies of a lead id
+    or an event kind would otherwise each hold their own)."""
+    codes, uniques = pd.factorize(values)
+    if not len(uniques):
+        return values
+    out = np.asarray(uniques, dtype=object).take(codes)
+    out[codes < 0] = None
+    return out
+
+
+def _utc(values: np.ndarray) -> np.ndarray:
+    """Stored times (SQLite's text, PostgreSQL's datetimes) as UTC datetime64[us] int64."""
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601" if _texts(values) else None)
+    return np.asarray(parsed.tz_convert(None).as_unit("us").asi8)
+
+
+def _texts(values: np.ndarray) -> bool:
+    return any(isinstance(v, str) for v in values[:100])
+
+
+def _read(store: Store, statement, shared: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Rows of ``statement`` as a DataFrame; ``*_at`` columns as UTC datetimes.
+
+    What ``pd.DataFrame(result.fetchall())`` would build (same values, same dtypes),
+    fetched in chunks without per-value type processing: times are parsed in bulk,
+    and the values of the ``shared`` columns are interned per chunk.
+    """
+    names = [c.key for c in statement.selected_columns]
+    timed = [n.endswith("_at") for n in names]
+    # Times come back as the driver gives them and are parsed in bulk below.
+    raw = statement.with_only_columns(
+        *[
+            type_coerce(c, NullType()).label(n) if t else c
+            for c, n, t in zip(statement.selected_columns, names, timed, strict=True)
+        ]
+    )
+    parts: list[list[np.ndarray]] = [[] for _ in names]
     with store.engine.connect() as connection:
-        result = connection.execute(statement)
-        frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
-    for column in frame.columns:
-        if column.endswith("_at"):
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame
+        result = connection.execution_options(stream_results=True).execute(raw)
+        for rows in result.partitions(READ_CHUNK):
+            for j, column in enumerate(zip(*rows, strict=True)):
+                values = np.array(column, dtype=object)
+                if timed[j]:
+                    missing = pd.isna(values)
+                    stamps = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
+                    if not missing.all():
+                        stamps[~missing] = _utc(values[~missing])
+                    values = stamps
+                elif names[j] in shared:
+                    values = _shared(values)
+                parts[j].append(values)
+    if not parts[0]:
+        frame = pd.DataFrame([], columns=names)
+        for name, is_time in zip(names, timed, strict=True):
+            if is_time:
+                frame[name] = pd.to_datetime(frame[name], utc=True)
+        return frame
+    columns: dict[str, Any] = {}
+    for name, is_time, chunks in zip(names, timed, parts, strict=True):
+        values = np.concatenate(chunks)
+        if not is_time:
+            columns[name] = values.tolist()  # inferred exactly as the rows would be
+        elif (values == np.iinfo(np.int64).min).all():
+            columns[name] = pd.to_datetime(pd.Series([None] * len(values), dtype=object), utc=True)
+        else:
+            columns[name] = pd.Series(values.view("datetime64[us]")).dt.tz_localize("UTC")
+    return pd.DataFrame(columns)
 
 
 def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None = None) -> Frames:
@@ -139,6 +203,8 @@ def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None 
             Lead.status, Lead.raw["lifecyclestage"].as_string().label("lifecycle"),
             Lead.created_at, Lead.converted_at, Lead.converted_contact_crm_id,
         ).where(Lead.connection_id == connection_id, Lead.deleted.is_(False)),
+        shared=("crm_object", "account_crm_id", "email_domain", "first_name", "last_name",
+                "company", "title", "source", "status", "lifecycle", "converted_contact_crm_id"),
     )  # fmt: skip
     accounts = _read(
         store,
@@ -146,6 +212,7 @@ def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None 
             Account.crm_id, Account.domain, Account.industry, Account.employees,
             Account.size_band, Account.region, Account.tier,
         ).where(Account.connection_id == connection_id, Account.deleted.is_(False)),
+        shared=("industry", "size_band", "region", "tier"),
     )  # fmt: skip
     touches = _read(
         store,

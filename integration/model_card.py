@@ -213,4 +213,10 @@ def scored_line(s: dict[str, Any]) -> str:
     )
     if s.get("uplift_version"):
         line += f" and uplift v{s['uplift_version']}"
-    return line + (f"; buckets: {buckets}" if buckets else "")
+    line += f"; buckets: {buckets}" if buckets else ""
+    queues = ", ".join(f"{k} {v}" for k, v in (s.get("queues") or {}).items() if k != "none")
+    if queues:
+        line += f"; queues: {queues}" + (f" ({s['spilled']} spilled)" if s.get("spilled") else "")
+    for alert in s.get("drift_alerts") or []:
+        line += f"\nDRIFT: {alert}"
+    return line

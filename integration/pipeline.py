@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from connectors.base import CRMConnector
 from integration.config import Settings
 from integration.connections import build_connector, get_connection
 from integration.errors import LeadliftError, ModelError
+from integration.experiment_cycle import run_experiments
 from integration.fields import written_fields
 from integration.install import install_fields, ready_fields
 from integration.progress import NullReporter, Reporter
+from integration.routing import load_policy
 from integration.scoring import score_leads
 from integration.store import Store
 from integration.store.models import Connection, PipelineRun, utcnow
@@ -70,6 +74,7 @@ class CycleReport:
     fields: dict[str, Any] = field(default_factory=dict)
     trained: dict[str, Any] | None = None
     training_skipped: str | None = None
+    experiments: dict[str, Any] = field(default_factory=dict)
     scored: dict[str, Any] | None = None
     writeback: dict[str, Any] | None = None
     api_calls: int = 0
@@ -153,10 +158,16 @@ def run_train(
 
 
 def run_score(
-    store: Store, connection: Connection, reporter: Reporter, now: datetime | None = None
+    store: Store,
+    connection: Connection,
+    reporter: Reporter,
+    now: datetime | None = None,
+    settings: Settings | None = None,
+    arms: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
+    policy = load_policy(settings.routing_policy if settings else None)
     with recorded(store, connection.id, "score") as stats, reporter.task("score leads") as bar:
-        result = score_leads(store, connection.id, now, bar.advance)
+        result = score_leads(store, connection.id, now, bar.advance, policy=policy, arms=arms)
         out = {
             "scored": result.scored,
             "written": result.written,
@@ -167,6 +178,9 @@ def run_score(
             "buckets": result.buckets,
             "segments": result.segments,
             "actions": result.actions,
+            "queues": result.queues,
+            "spilled": result.spilled,
+            "drift_alerts": result.drift_alerts,
             "shadow_written": result.shadow_written,
         }
         stats.update(out)
@@ -181,11 +195,11 @@ def run_writeback(
     reporter: Reporter,
     dry_run: bool = False,
     max_calls: int | None = None,
+    labels: dict[str, str] | None = None,
 ) -> WritebackReport:
     plan = plan_writeback(
-        store, settings, connection.id, connector,
-        max_calls=max_calls,
-    )  # fmt: skip
+        store, settings, connection.id, connector, arms=labels, max_calls=max_calls
+    )
     if dry_run:
         return WritebackReport(
             planned=len(plan.updates), owners_planned=len(plan.owners), dry_run=True,
@@ -223,13 +237,19 @@ def run_cycle(
                 report.trained = run_train(store, settings, connection, moment)
             except ModelError as exc:
                 report.training_skipped = exc.message
+        with recorded(store, connection.id, "experiments") as stats:
+            experiments = run_experiments(store, connection.id, moment)
+            stats.update(experiments.summary)
+        report.experiments = experiments.summary
         try:
-            report.scored = run_score(store, connection, reporter, moment)
+            report.scored = run_score(
+                store, connection, reporter, moment, settings, experiments.arms()
+            )
         except ModelError as exc:
             report.training_skipped = report.training_skipped or exc.message
         if report.scored is not None:
             report.writeback = run_writeback(
-                store, settings, connection, connector, reporter
+                store, settings, connection, connector, reporter, labels=experiments.labels
             ).as_dict()
         report.api_calls = connector.usage().calls
         cycle.update(api_calls=report.api_calls, skipped=report.training_skipped)

@@ -26,8 +26,10 @@ from sqlalchemy import func, insert, select
 
 from integration.errors import ModelError
 from integration.features import Frames, build_features, load_frames
-from integration.modeling import Reason, apply_guardrails, best_action
+from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best_action
+from integration.modeling.rules import guardrail_limits
 from integration.registry import SHADOW, active, load
+from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
 from integration.store import Store
 from integration.store.models import ModelVersion, Score, utcnow
 
@@ -49,6 +51,9 @@ class ScoreStats:
     buckets: dict[str, int] | None = None
     segments: dict[str, int] | None = None
     actions: dict[str, int] | None = None
+    queues: dict[str, int] | None = None
+    spilled: int = 0
+    drift_alerts: list[str] | None = None
     shadow_written: int = 0
 
 
@@ -82,7 +87,7 @@ def latest_scores(store: Store, connection_id: int) -> list[Score]:
 def _latest(store: Store, connection_id: int, shadow: bool) -> pd.DataFrame:
     newest = newest_score_ids(connection_id, shadow)
     columns = [Score.lead_crm_id, Score.propensity, Score.model_version_id, Score.bucket,
-               Score.action, Score.segment, Score.uplift]  # fmt: skip
+               Score.action, Score.segment, Score.queue, Score.uplift]  # fmt: skip
     with store.session() as session:
         rows = session.execute(select(*columns).join(newest, Score.id == newest.c.id)).all()
     frame = pd.DataFrame(rows, columns=[c.key for c in columns])
@@ -142,29 +147,29 @@ def _context(frames: Frames, lead_ids: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame({"status": status.reindex(lead_ids).fillna("").to_numpy(dtype=object)})
 
 
-def _uplift_reason(action: str | None, value: float) -> list[Reason]:
-    if action is None:
-        return []
-    text = f"+ {action.replace('_', ' ')} adds {value * 100:.1f} pt"
-    return [Reason("uplift.best_action", text, 0.0)]
-
-
 def score_chunk(models: Models, X: pd.DataFrame, context: pd.DataFrame) -> dict[str, Any]:
-    """Everything one row of score history holds, for a chunk of leads (vectorised)."""
+    """Everything the models say about a chunk of leads (vectorised); routing comes after,
+    over the whole pass."""
     raw = models.propensity.predict_proba(X)[:, 1]
     guarded = apply_guardrails(X, raw, context=context)
+    low, high = guardrail_limits(X, context=context)
     reasons = models.propensity.reasons(X, top=TOP_REASONS)
+    n = len(X)
     out: dict[str, Any] = {
         "propensity": guarded.proba,
-        "bucket": guarded.buckets,
-        "action": np.full(len(X), None, dtype=object),
-        "segment": np.full(len(X), None, dtype=object),
-        "uplift": [None] * len(X),
+        "probability_bucket": guarded.buckets,
+        "floor": low,
+        "cap": high,
+        "best_action": np.full(n, None, dtype=object),
+        "uplift_best": np.full(n, np.nan),
+        "segment": np.full(n, None, dtype=object),
+        "uplift": [None] * n,
     }
     if models.uplift is not None:
         uplift = models.uplift.predict(X)
         best = best_action(uplift, models.uplift.min_uplift)
-        out["action"] = best["action"].to_numpy(dtype=object)
+        out["best_action"] = best["action"].to_numpy(dtype=object)
+        out["uplift_best"] = best["uplift"].to_numpy(dtype=float)
         out["segment"] = models.uplift.classify(guarded.proba, uplift)
         values = uplift.to_numpy(dtype=float).round(5)
         names = list(uplift.columns)
@@ -173,15 +178,63 @@ def score_chunk(models: Models, X: pd.DataFrame, context: pd.DataFrame) -> dict[
             {"model_version": version, "by_action": dict(zip(names, row.tolist(), strict=True))}
             for row in values
         ]
-        picked = best["uplift"].to_numpy(dtype=float)
-        reasons = [
-            [*r, *g, *_uplift_reason(a, v)]
-            for r, g, a, v in zip(reasons, guarded.reasons, out["action"], picked, strict=True)
-        ]
-    else:
-        reasons = [[*r, *g] for r, g in zip(reasons, guarded.reasons, strict=True)]
-    out["reasons"] = [{"items": [x.as_dict() for x in r]} for r in reasons]
+    out["reasons"] = [[*r, *g] for r, g in zip(reasons, guarded.reasons, strict=True)]
     return out
+
+
+def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in parts[0]:
+        if isinstance(parts[0][key], np.ndarray):
+            out[key] = np.concatenate([p[key] for p in parts])
+        else:
+            out[key] = [x for p in parts for x in p[key]]
+    return out
+
+
+def routed(
+    scored: dict[str, Any],
+    ids: np.ndarray,
+    policy: RoutingPolicy,
+    arms: pd.DataFrame | None,
+    reference: np.ndarray | None,
+) -> dict[str, Any]:
+    """Bucket, outreach action, queue and route reason for the pass, the ICP guardrails
+    holding each bucket between their floor and cap."""
+    frame = pd.DataFrame(
+        {
+            "lead_crm_id": ids,
+            "propensity": scored["propensity"],
+            "segment": scored["segment"],
+            "action": scored["best_action"],
+            "uplift_best": scored["uplift_best"],
+        }
+    )
+    if scored["uplift"][0] is None:
+        frame = frame[["lead_crm_id", "propensity"]]
+    result = route(frame, policy, arms=arms, reference=reference).leads
+    position = pd.Series(range(len(DEFAULT_BUCKETS.labels)), index=list(DEFAULT_BUCKETS.labels))
+    level = position.reindex(result["bucket"].to_numpy()).to_numpy()
+    held = np.clip(level, scored["floor"], scored["cap"])
+    bucket = np.where(
+        held == level,
+        result["bucket"].to_numpy(dtype=object),
+        np.asarray(DEFAULT_BUCKETS.labels, dtype=object)[held],
+    )
+    reasons = []
+    for items, guarded, why in zip(scored["reasons"], held != level, result["reason"], strict=True):
+        extra = list(items)
+        if guarded and not any(r.code.startswith("guard.") for r in extra):
+            extra.append(Reason("guard.bucket", "= bucket held by an ICP guardrail", 0.0))
+        extra.append(Reason("route", f"= {why}", 0.0))
+        reasons.append({"items": [r.as_dict() for r in extra]})
+    return {
+        "bucket": bucket,
+        "action": result["action"].to_numpy(dtype=object),
+        "queue": result["queue"].to_numpy(dtype=object),
+        "spilled": result["spilled"].to_numpy(dtype=bool),
+        "reasons": reasons,
+    }
 
 
 def _changed(previous: pd.DataFrame, ids: np.ndarray, scored: dict[str, Any], models: Models):
@@ -192,10 +245,11 @@ def _changed(previous: pd.DataFrame, ids: np.ndarray, scored: dict[str, Any], mo
         np.isnan(old)
         | (np.abs(np.nan_to_num(old) - scored["propensity"]) >= MIN_CHANGE)
         | (before["model_version_id"].to_numpy() != models.propensity_row.id)
-        | (before["uplift_version"].to_numpy() != uplift_id)
+        | _differ(before["uplift_version"], np.full(len(ids), uplift_id, dtype=object))
         | _differ(before["bucket"], scored["bucket"])
         | _differ(before["action"], scored["action"])
         | _differ(before["segment"], scored["segment"])
+        | _differ(before["queue"], scored["queue"])
     )
 
 
@@ -207,10 +261,8 @@ def _differ(old: pd.Series, new: np.ndarray) -> np.ndarray:
     return left != right.where(right.notna(), missing).to_numpy()
 
 
-def _counts(values: list[np.ndarray]) -> dict[str, int]:
-    if not values:
-        return {}
-    series = pd.Series(np.concatenate(values)).fillna("none")
+def _counts(values: np.ndarray) -> dict[str, int]:
+    series = pd.Series(values, dtype=object).fillna("none")
     return {str(k): int(v) for k, v in series.value_counts().sort_index().items()}
 
 
@@ -220,10 +272,19 @@ def score_leads(
     now: datetime | None = None,
     progress: Callable[[int], None] | None = None,
     lead_ids: list[str] | None = None,
+    policy: RoutingPolicy | None = None,
+    arms: pd.DataFrame | None = None,
 ) -> ScoreStats:
     """Score every open lead (or ``lead_ids``) with the active models, and the shadows;
-    append the rows that changed."""
+    route them with ``policy`` (the packaged default when None); append the rows that
+    changed.
+
+    ``arms``: experiment arm per lead (index lead_crm_id, columns ``arm`` and
+    ``experiment``). When only some leads are scored, their percentile is taken among
+    every lead's current score.
+    """
     now = now or utcnow()
+    policy = policy or load_policy()
     sets = model_sets(store, connection_id)
     frames = load_frames(store, connection_id)
     # Converted leads are closed (and read-only in Salesforce): the score is for prospects.
@@ -233,46 +294,64 @@ def score_leads(
     if leads.empty:
         raise ModelError("no open leads to score: run a sync first")
     previous = {m.shadow: _latest(store, connection_id, m.shadow) for m in sets}
-    total, written, shadow_written = 0.0, 0, 0
-    seen: dict[str, list[np.ndarray]] = {"bucket": [], "segment": [], "action": []}
+    reference = previous[False]["propensity"].to_numpy(float) if lead_ids is not None else None
+    ids = leads["crm_id"].to_numpy()
+    objects = leads["crm_object"].to_numpy()
+    parts: dict[bool, list[dict[str, Any]]] = {m.shadow: [] for m in sets}
     for start in range(0, len(leads), CHUNK):
-        chunk = leads.iloc[start : start + CHUNK]
-        ids = chunk["crm_id"].to_numpy()
-        X = build_features(frames, pd.DataFrame({"lead_crm_id": ids, "cutoff": now}))
-        context = _context(frames, ids)
+        chunk_ids = ids[start : start + CHUNK]
+        X = build_features(frames, pd.DataFrame({"lead_crm_id": chunk_ids, "cutoff": now}))
+        context = _context(frames, chunk_ids)
         for models in sets:
-            scored = score_chunk(models, X, context)
-            keep = np.flatnonzero(_changed(previous[models.shadow], ids, scored, models))
-            rows = [
-                {
-                    "connection_id": connection_id, "lead_crm_id": ids[i],
-                    "crm_object": chunk["crm_object"].iat[i],
-                    "model_version_id": models.propensity_row.id,
-                    "propensity": float(scored["propensity"][i]), "bucket": scored["bucket"][i],
-                    "action": scored["action"][i], "segment": scored["segment"][i],
-                    "uplift": scored["uplift"][i] or {}, "reasons": scored["reasons"][i],
-                    "scored_at": now, "shadow": models.shadow,
-                }
-                for i in keep
-            ]  # fmt: skip
-            if rows:
-                with store.session() as session:
-                    session.execute(insert(Score), rows)
-            if models.shadow:
-                shadow_written += len(rows)
-                continue
-            written += len(rows)
-            total += float(np.sum(scored["propensity"]))
-            for key in seen:
-                seen[key].append(np.asarray(scored[key], dtype=object))
+            parts[models.shadow].append(score_chunk(models, X, context))
         if progress:
-            progress(len(chunk))
-    main = sets[0]
+            progress(len(chunk_ids))
+    written = shadow_written = 0
+    main: dict[str, Any] = {}
+    for models in sets:
+        scored = _concat(parts[models.shadow])
+        scored |= routed(scored, ids, policy, arms, reference)
+        keep = np.flatnonzero(_changed(previous[models.shadow], ids, scored, models))
+        _insert(store, connection_id, models, ids, objects, scored, keep, now)
+        if models.shadow:
+            shadow_written = len(keep)
+        else:
+            written, main = len(keep), scored
+    first = sets[0]
+    baseline = _baseline(first.propensity_row)
+    # The routed mix is fixed by percentiles; the model's own mix is what drifts.
+    drift = bucket_drift(main["probability_bucket"], policy, baseline) if baseline else None
     return ScoreStats(
-        scored=len(leads), written=written, model_version=main.propensity_row.version,
-        mean_propensity=total / len(leads), scored_at=now,
-        uplift_version=main.uplift_row.version if main.uplift_row else None,
-        mode=(main.propensity_row.params or {}).get("mode", "ml"),
-        buckets=_counts(seen["bucket"]), segments=_counts(seen["segment"]),
-        actions=_counts(seen["action"]), shadow_written=shadow_written,
+        scored=len(leads), written=written, model_version=first.propensity_row.version,
+        mean_propensity=float(np.mean(main["propensity"])), scored_at=now,
+        uplift_version=first.uplift_row.version if first.uplift_row else None,
+        mode=(first.propensity_row.params or {}).get("mode", "ml"),
+        buckets=_counts(main["bucket"]), segments=_counts(main["segment"]),
+        actions=_counts(main["action"]), queues=_counts(main["queue"]),
+        spilled=int(main["spilled"].sum()), drift_alerts=list(drift.alerts) if drift else [],
+        shadow_written=shadow_written,
     )  # fmt: skip
+
+
+def _baseline(row: ModelVersion) -> dict[str, float] | None:
+    """The probability-bucket mix the model produced on its test period."""
+    buckets = (row.metrics or {}).get("probability_buckets") or []
+    total = sum(b["rows"] for b in buckets)
+    return {b["bucket"]: b["rows"] / total for b in buckets} if total else None
+
+
+def _insert(store, connection_id, models, ids, objects, scored, keep, now) -> None:
+    rows = [
+        {
+            "connection_id": connection_id, "lead_crm_id": ids[i], "crm_object": objects[i],
+            "model_version_id": models.propensity_row.id,
+            "propensity": float(scored["propensity"][i]), "bucket": scored["bucket"][i],
+            "action": scored["action"][i], "segment": scored["segment"][i],
+            "queue": scored["queue"][i], "uplift": scored["uplift"][i] or {},
+            "reasons": scored["reasons"][i], "scored_at": now, "shadow": models.shadow,
+        }
+        for i in keep
+    ]  # fmt: skip
+    for start in range(0, len(rows), CHUNK):
+        with store.session() as session:
+            session.execute(insert(Score), rows[start : start + CHUNK])

@@ -52,6 +52,8 @@ from integration.modeling import (
 from integration.modeling.propensity import library_versions
 from integration.modeling.readiness import ReadinessReport, latest_unmapped
 from integration.registry import ACTIVE, SHADOW, Registered, active, load, register
+from integration.routing import load_policy
+from integration.routing.route import bucket_index, percentiles
 from integration.store import Store
 from integration.store.models import ModelVersion, utcnow
 
@@ -168,13 +170,31 @@ def importance(model: Any, X: pd.DataFrame) -> list[dict[str, Any]]:
     return [{"feature": f, "importance": float(v)} for f, v in mean_abs.head(20).items() if v > 0]
 
 
+def routing_bucket_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
+    """Conversion per bucket of the default routing policy (percentiles of the score
+    among the rows measured), the buckets reps see."""
+    policy = load_policy()
+    basis = percentiles(p) if policy.basis == "percentile" else p * 100.0
+    level = bucket_index(basis, policy)
+    out = []
+    for i in reversed(range(len(policy.buckets))):  # ascending, like the probability table
+        part = level == i
+        if part.any():
+            out.append(
+                {"bucket": policy.buckets[i].name, "rows": int(part.sum()),
+                 "predicted": float(p[part].mean()), "conversion": float(y[part].mean())}
+            )  # fmt: skip
+    return out
+
+
 def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
     """Every held-out figure the model card shows, on guarded probabilities."""
     p = guarded_proba(model, X).proba
     return {
         "held_out": classification_metrics(y, p),
         "calibration": calibration_points(y, p),
-        "buckets": bucket_table(y, p),
+        "buckets": routing_bucket_table(y, p),
+        "probability_buckets": bucket_table(y, p),
         "by_segment": bias_review(y, p, X),
         "importance": importance(model, X),
     }

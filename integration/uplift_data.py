@@ -5,6 +5,12 @@ Past holdout experiments leave their arm on each lead (Salesforce
 e.g. ``call_first_v1/control``. Every experiment was randomized, so the
 controls of all experiments form one shared holdout: each action is compared
 with it (multi-treatment uplift).
+
+leadlift's own experiments (`integration.experiments`) label ``<key>/<arm>``,
+where the arm is ``control`` or the action's name (one experiment may test
+several actions), or ``override`` for a holdout a rep worked anyway: an
+override was neither randomized to treatment nor left alone, so it is no
+training row at all.
 """
 
 from __future__ import annotations
@@ -23,12 +29,20 @@ from integration.store.models import Lead
 ARM_FIELDS = ("Experiment_Arm__c", "experiment_arm", "leadlift_experiment_arm")
 ARM_PATTERN = re.compile(r"^(?P<experiment>(?P<action>.+?)(?:_v\d+)?)/(?P<arm>[^/]+)$")
 CONTROL = "control"
+# The old labels' treated arm: its action is the experiment's name without the version.
+TREATMENT = "treatment"
+OVERRIDE = "override"
 # A lead is assigned within about two days of creation; the label window starts at creation.
 ASSIGNMENT_SLACK_DAYS = 2
 
 
 def load_arms(store: Store, connection_id: int) -> pd.DataFrame:
-    """One row per lead with a recorded experiment arm: crm_id, experiment, action, arm."""
+    """One row per lead with a recorded experiment arm: crm_id, experiment, action, arm.
+
+    The action is the arm's name, except for ``control`` and ``treatment`` arms, whose
+    action comes from the experiment (``call_first_v1/treatment`` → ``call_first``);
+    an override row's action is ``override`` (its own arm: `uplift_panel` drops it).
+    """
     with store.session() as session:
         rows = session.execute(
             select(Lead.crm_id, Lead.raw).where(
@@ -40,7 +54,9 @@ def load_arms(store: Store, connection_id: int) -> pd.DataFrame:
         label = next((raw.get(f) for f in ARM_FIELDS if raw and raw.get(f)), None)
         match = ARM_PATTERN.match(str(label)) if label else None
         if match:
-            records.append((crm_id, match["experiment"], match["action"], match["arm"]))
+            arm = match["arm"]
+            action = match["action"] if arm in (CONTROL, TREATMENT) else arm
+            records.append((crm_id, match["experiment"], action, arm))
     return pd.DataFrame(records, columns=["crm_id", "experiment", "action", "arm"])
 
 
@@ -49,7 +65,10 @@ def uplift_panel(
 ) -> pd.DataFrame:
     """Rows (lead, cut-off at creation, treatment label, outcome) for leads whose whole
     outcome window has passed. The label is the action for treated leads and
-    ``control`` for every experiment's holdout (the shared control)."""
+    ``control`` for every experiment's holdout (the shared control); overrides are
+    left out (neither randomized to treatment nor left alone)."""
+    if "arm" in arms.columns:
+        arms = arms[arms["arm"] != OVERRIDE]
     if arms.empty:
         return pd.DataFrame(columns=["lead_crm_id", "cutoff", "treatment", "label"])
     leads = frames.leads[["crm_id", "created_at"]].merge(arms, on="crm_id")

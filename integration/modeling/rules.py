@@ -335,6 +335,31 @@ class GuardedScores:
         return sum(1 for f in self.fired if f)
 
 
+def guardrail_limits(
+    X: pd.DataFrame,
+    guardrails: Sequence[Guardrail] = DEFAULT_GUARDRAILS,
+    scheme: BucketScheme = DEFAULT_BUCKETS,
+    context: pd.DataFrame | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the lowest and highest bucket position the guardrails allow (0 and the
+    top position where none applies): for buckets assigned by other means than
+    probability edges, such as a routing policy's percentiles."""
+    rows = X.reset_index(drop=True)
+    if context is not None:
+        rows = pd.concat([rows, context.reset_index(drop=True)], axis=1)
+    low = np.zeros(len(rows), dtype=int)
+    high = np.full(len(rows), len(scheme.labels) - 1, dtype=int)
+    for rule in guardrails:
+        if any(c.feature not in rows.columns for c in rule.when):
+            continue
+        hit = _all(rule.when, rows)
+        if rule.floor is not None:
+            low = np.where(hit, np.maximum(low, scheme.position(rule.floor)), low)
+        if rule.cap is not None:
+            high = np.where(hit, np.minimum(high, scheme.position(rule.cap)), high)
+    return np.minimum(low, high), high
+
+
 def apply_guardrails(
     X: pd.DataFrame,
     proba: Any,

@@ -394,3 +394,27 @@ class ApiUsage(Base):
     connection_id: Mapped[int] = _connection_fk()
     hour: Mapped[datetime]
     calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GuardrailEvent(Base):
+    """A guardrail's decision in an experiment, kept so every unit that was not randomized
+    (forced to treatment) and every paused arm can be explained and left out of a readout.
+
+    ``unit_id`` is empty for arm-level decisions (an auto-pause); ``details`` holds the
+    numbers behind a decision (the z and p of an auto-pause).
+    """
+
+    __tablename__ = "guardrail_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    connection_id: Mapped[int] = _connection_fk()
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiment.id", ondelete="CASCADE"), index=True
+    )
+    unit_id: Mapped[str | None] = mapped_column(String(80))
+    lead_crm_id: Mapped[str | None] = mapped_column(String(80))
+    rule: Mapped[str] = mapped_column(String(40))
+    decision: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)

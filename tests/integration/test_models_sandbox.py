@@ -134,7 +134,8 @@ def test_a_cycle_writes_every_score_field_and_explain_tells_the_story(synced) ->
     assert landed["Score_Model_Version__c"] == "propensity v1 / uplift v1"
     texts = [i["text"] for i in score.reasons["items"]]
     assert landed["Score_Reasons__c"] == "; ".join(texts)[:255]
-    assert texts[-1].startswith(f"+ {score.action.replace('_', ' ')} adds")
+    assert texts[-1].startswith("= ") and score.action.replace("_", " ") in texts[-1]
+    assert landed["Lead_Score_Bucket__c"] in texts[-1]  # the route says which bucket and why
 
     history = score_history(rig.store, connection.id, lead)
     assert history["scores"][-1]["bucket"] == score.bucket
