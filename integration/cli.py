@@ -887,7 +887,7 @@ def web(host: str, port: int) -> None:
 
 
 @cli.command()
-@click.option("--leads", default=20_000, show_default=True, help="Synthetic leads.")
+@click.option("--leads", default=15_000, show_default=True, help="Synthetic leads.")
 @click.option("--seed", default=7, show_default=True, help="Random seed of the world.")
 @click.option(
     "--crm",

@@ -29,6 +29,7 @@ from connectors.sandbox import SandboxConfig, SandboxCRM, SandboxServer, serve
 from integration.config import Settings
 from integration.connect import connect_hubspot_oauth, connect_salesforce_oauth
 from integration.connections import build_connector, get_connection
+from integration.experiment_readout import experiment_readout
 from integration.experiments.registry import create, start
 from integration.experiments.spec import parse_spec
 from integration.explain import score_history
@@ -77,6 +78,7 @@ class CrmResult:
     queues: dict[str, int] = field(default_factory=dict)
     spilled: int = 0
     owners_moved: int = 0
+    readout: dict[str, Any] = field(default_factory=dict)
     queue: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -260,7 +262,7 @@ def _truth_uplift(store: Store, name: str, world: World, keys: dict[str, int]) -
 
 def run_demo(
     settings: Settings,
-    leads: int = 20_000,
+    leads: int = 15_000,
     seed: int = 7,
     crms: str = "both",
     console: Console | None = None,
@@ -348,6 +350,7 @@ def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
         _explain_one(store, name, console)
         _experiment_and_routing(store, settings, name, lead_object, report, result, console)
     keys = _truth_keys(world, crm, server)
+    result.readout = _past_readout(store, settings, name, world, console)
     result.truth_spearman = _truth_spearman(store, name, world, keys)
     result.uplift_truth = _truth_uplift(store, name, world, keys)
     result.cards = _write_cards(store, settings, name)
@@ -384,6 +387,41 @@ def _experiment_and_routing(
         owners = connector.read_owners(lead_object, [s.lead_crm_id for s in picked])
     result.routed = len(picked)
     result.routed_read_back = sum(1 for s in picked if owners.get(s.lead_crm_id) == queues[s.queue])
+
+
+def _past_readout(store, settings, name, world: World, console: Console) -> dict[str, Any]:
+    """Read out the sandbox's past experiments (their arms are on the leads) and check each
+    action's interval against the world's true average uplift in that experiment."""
+    connection = get_connection(store, name)
+    result = experiment_readout(store, connection.id, None, settings, html=True)
+    folder = settings.home / "cards"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-past-experiments.html"
+    path.write_text(result["html"])
+    truth = world.truth[world.truth["arm"].notna()]
+    covered, lines = 0, []
+    pooled = [
+        c for e in result["readout"]["experiments"] for c in e["comparisons"]
+        if c["stratum"] == "all"
+    ]  # fmt: skip
+    for c in pooled:
+        action = c["arm"] if c["arm"] != "treatment" else c["experiment"].rsplit("_v", 1)[0]
+        column = f"tau_{action}"
+        if column not in truth:
+            continue
+        true_pp = 100 * float(truth.loc[truth["action"] == action, column].mean())
+        est = c["itt"]
+        hit = est["ci_low_pp"] is not None and est["ci_low_pp"] <= true_pp <= est["ci_high_pp"]
+        covered += hit
+        lines.append(
+            f"  {c['experiment']:<20} uplift {est['uplift_pp']:+.2f} pt "
+            f"[{est['ci_low_pp']:+.2f}, {est['ci_high_pp']:+.2f}]  true {true_pp:+.2f} pt  "
+            + ("covered" if hit else "NOT covered")
+        )
+    console.print("readout of the past experiments (95% intervals) vs the true uplift:")
+    for line in lines:
+        console.print(line, highlight=False)
+    return {"covered": covered, "actions": len(lines), "html": str(path)}
 
 
 def _num(value: float | None) -> str:
@@ -451,6 +489,8 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
         ("write errors", lambda r: str(r.write_errors)),
         ("read back (matched/sampled)", lambda r: f"{r.fields_read_back}/{r.read_back_sample}"),
         ("install components created", lambda r: str(r.components_installed)),
+        ("past experiments: intervals cover truth", lambda r: (
+            f"{r.readout['covered']}/{r.readout['actions']}" if r.readout else "-")),
         ("experiment units (arm: count)", lambda r: ", ".join(
             f"{a} {n}" for a, n in r.experiment_units.items()) or "-"),
         ("owners moved to routing queues", lambda r: f"{r.owners_moved:,}"),
@@ -463,7 +503,7 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
         table.add_row(label, *(fmt(r) for r in results))
     console.print(table)
     for r in results:
-        for card in r.cards:
+        for card in [*r.cards, *([r.readout["html"]] if r.readout else [])]:
             console.print(f"{r.crm}: model card {card}", highlight=False)
         for note in r.notes:
             console.print(f"[yellow]{r.crm}: {note}[/]")
@@ -500,6 +540,8 @@ def _summary(results: list[CrmResult], seconds: float) -> dict[str, Any]:
                 "owners_moved": r.owners_moved,
                 "owners_read_back": r.routed_read_back,
                 "owners_sampled": r.routed,
+                "readout_covered": r.readout.get("covered"),
+                "readout_actions": r.readout.get("actions"),
                 "seconds": round(r.seconds, 1),
             }
             for r in results

@@ -18,6 +18,7 @@ import pandas as pd
 from integration.experiments.assignment import assign, detect_overrides
 from integration.experiments.guardrails import check_arms
 from integration.experiments.registry import list_experiments
+from integration.features import Frames, load_frames
 from integration.store import Store
 
 LIVE = ("running", "paused")
@@ -37,14 +38,17 @@ class ExperimentsStep:
         return pd.DataFrame({"arm": arm, "experiment": experiment}, index=pd.Index(leads))
 
 
-def run_experiments(store: Store, connection_id: int, now: datetime) -> ExperimentsStep:
+def run_experiments(
+    store: Store, connection_id: int, now: datetime, frames: Frames | None = None
+) -> ExperimentsStep:
     step = ExperimentsStep()
-    for row in list_experiments(store, connection_id):
-        if row.status not in LIVE:
-            continue
-        checks = check_arms(store, connection_id, row.key, now)
-        report = assign(store, connection_id, row.key, now)
-        overrides = detect_overrides(store, connection_id, row.key, now)
+    rows = [r for r in list_experiments(store, connection_id) if r.status in LIVE]
+    if rows and frames is None:
+        frames = load_frames(store, connection_id)
+    for row in rows:
+        checks = check_arms(store, connection_id, row.key, now, frames=frames)
+        report = assign(store, connection_id, row.key, now, frames=frames)
+        overrides = detect_overrides(store, connection_id, row.key, now, frames=frames)
         # A lead in two live experiments shows the later one's arm.
         step.labels.update(report.labels)
         step.labels.update(overrides.labels)

@@ -20,8 +20,10 @@ unsubscribe counts only when it arrives as a timestamped event
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -111,35 +113,36 @@ class Frames:
 
 
 READ_CHUNK = 200_000  # rows fetched and converted at a time
-
-
-def _shared(values: np.ndarray) -> np.ndarray:
-    """The same values, equal strings sharing one object (a million copies of a lead id
-    or an event kind would otherwise each hold their own)."""
-    codes, uniques = pd.factorize(values)
-    if not len(uniques):
-        return values
-    out = np.asarray(uniques, dtype=object).take(codes)
-    out[codes < 0] = None
-    return out
+_NO_TIME = np.iinfo(np.int64).min  # NaT
 
 
 def _utc(values: np.ndarray) -> np.ndarray:
     """Stored times (SQLite's text, PostgreSQL's datetimes) as UTC datetime64[us] int64."""
-    parsed = pd.to_datetime(values, utc=True, format="ISO8601" if _texts(values) else None)
+    text = any(isinstance(v, str) for v in values[:100])
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601" if text else None)
     return np.asarray(parsed.tz_convert(None).as_unit("us").asi8)
 
 
-def _texts(values: np.ndarray) -> bool:
-    return any(isinstance(v, str) for v in values[:100])
+def _chunks(connection: Any, statement: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """The statement's rows as the driver's tuples, a chunk at a time."""
+    if connection.dialect.name == "sqlite":
+        # sqlite3 steps through the rows as they are fetched: read its cursor directly.
+        cursor = connection.execute(statement).cursor
+        while rows := cursor.fetchmany(READ_CHUNK):
+            yield rows
+    else:
+        result = connection.execution_options(stream_results=True).execute(statement)
+        for rows in result.partitions(READ_CHUNK):
+            yield [tuple(row) for row in rows]
 
 
-def _read(store: Store, statement, shared: tuple[str, ...] = ()) -> pd.DataFrame:
+def _read(store: Store, statement: Any, shared: tuple[str, ...] = ()) -> pd.DataFrame:
     """Rows of ``statement`` as a DataFrame; ``*_at`` columns as UTC datetimes.
 
     What ``pd.DataFrame(result.fetchall())`` would build (same values, same dtypes),
     fetched in chunks without per-value type processing: times are parsed in bulk,
-    and the values of the ``shared`` columns are interned per chunk.
+    and equal values of the ``shared`` columns (lead ids, kinds) become one object
+    instead of one per row.
     """
     names = [c.key for c in statement.selected_columns]
     timed = [n.endswith("_at") for n in names]
@@ -150,21 +153,23 @@ def _read(store: Store, statement, shared: tuple[str, ...] = ()) -> pd.DataFrame
             for c, n, t in zip(statement.selected_columns, names, timed, strict=True)
         ]
     )
-    parts: list[list[np.ndarray]] = [[] for _ in names]
+    interned: dict[int, dict[Any, Any]] = {j: {} for j, n in enumerate(names) if n in shared}
+    parts: list[list[Any]] = [[] for _ in names]
     with store.engine.connect() as connection:
-        result = connection.execution_options(stream_results=True).execute(raw)
-        for rows in result.partitions(READ_CHUNK):
-            for j, column in enumerate(zip(*rows, strict=True)):
-                values = np.array(column, dtype=object)
+        for rows in _chunks(connection, raw):
+            for j in range(len(names)):
+                column = list(map(itemgetter(j), rows))
                 if timed[j]:
+                    values = np.array(column, dtype=object)
                     missing = pd.isna(values)
-                    stamps = np.full(len(values), np.iinfo(np.int64).min, dtype=np.int64)
+                    stamps = np.full(len(values), _NO_TIME, dtype=np.int64)
                     if not missing.all():
                         stamps[~missing] = _utc(values[~missing])
-                    values = stamps
-                elif names[j] in shared:
-                    values = _shared(values)
-                parts[j].append(values)
+                    parts[j].append(stamps)
+                elif j in interned:
+                    parts[j].append(list(map(interned[j].setdefault, column, column)))
+                else:
+                    parts[j].append(column)
     if not parts[0]:
         frame = pd.DataFrame([], columns=names)
         for name, is_time in zip(names, timed, strict=True):
@@ -173,14 +178,22 @@ def _read(store: Store, statement, shared: tuple[str, ...] = ()) -> pd.DataFrame
         return frame
     columns: dict[str, Any] = {}
     for name, is_time, chunks in zip(names, timed, parts, strict=True):
-        values = np.concatenate(chunks)
         if not is_time:
-            columns[name] = values.tolist()  # inferred exactly as the rows would be
-        elif (values == np.iinfo(np.int64).min).all():
-            columns[name] = pd.to_datetime(pd.Series([None] * len(values), dtype=object), utc=True)
+            # A list of the values: dtypes are inferred exactly as from the rows.
+            columns[name] = [v for chunk in chunks for v in chunk]
+            continue
+        stamps = np.concatenate(chunks)
+        if (stamps == _NO_TIME).all():
+            columns[name] = pd.to_datetime(pd.Series([None] * len(stamps), dtype=object), utc=True)
         else:
-            columns[name] = pd.Series(values.view("datetime64[us]")).dt.tz_localize("UTC")
+            columns[name] = pd.Series(stamps.view("datetime64[us]")).dt.tz_localize("UTC")
     return pd.DataFrame(columns)
+
+
+def read_frame(store: Store, statement: Any) -> pd.DataFrame:
+    """The rows of ``statement`` as ``pd.DataFrame(rows)`` would hold them (same values,
+    same dtypes; ``*_at`` columns as UTC datetimes), read in bulk."""
+    return _read(store, statement)
 
 
 def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None = None) -> Frames:
@@ -219,18 +232,21 @@ def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None 
         select(Touch.lead_crm_id, Touch.type, Touch.status, Touch.occurred_at).where(
             Touch.connection_id == connection_id, Touch.deleted.is_(False)
         ),
+        shared=("lead_crm_id", "type", "status"),
     )
     engagements = _read(
         store,
         select(Engagement.lead_crm_id, Engagement.kind, Engagement.occurred_at).where(
             Engagement.connection_id == connection_id, Engagement.deleted.is_(False)
         ),
+        shared=("lead_crm_id", "kind"),
     )
     outcomes = _read(
         store,
         select(Outcome.lead_crm_id, Outcome.kind, Outcome.occurred_at).where(
             Outcome.connection_id == connection_id, Outcome.deleted.is_(False)
         ),
+        shared=("lead_crm_id", "kind"),
     )
     if hygiene is None:
         with store.session() as session:
@@ -365,6 +381,18 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
+def _lowered(values: pd.Series) -> pd.Series:
+    """``values.str.lower()``, computed once per distinct value."""
+    codes, uniques = pd.factorize(values)
+    lowered = np.array([u.lower() for u in uniques] + [np.nan], dtype=object)
+    return pd.Series(lowered[codes], index=values.index, dtype=object)
+
+
+def _role_mailbox(email: Any) -> bool:
+    """Whether the address's local part (trimmed, lower case) is a shared mailbox."""
+    return isinstance(email, str) and email.strip().lower().split("@")[0] in ROLE_MAILBOXES
+
+
 def _lead_attributes(frames: Frames) -> pd.DataFrame:
     """Static per-lead attributes (firmographics joined from the matched account)."""
     leads = frames.leads.drop_duplicates("crm_id").set_index("crm_id")
@@ -387,12 +415,19 @@ def _lead_attributes(frames: Frames) -> pd.DataFrame:
         if "department" in leads.columns
         else department(title)
     )
-    email = _text(leads, "email").str.strip().str.lower()
-    domain = _text(leads, "email_domain").str.lower().fillna(email.str.rsplit("@", n=1).str[-1])
+    # Per distinct value where values repeat (domains, titles); one pass per email.
+    domain = _lowered(_text(leads, "email_domain"))
+    no_domain = domain.isna().to_numpy()
+    if no_domain.any():
+        email = _text(leads, "email")[no_domain].str.strip().str.lower()
+        domain[no_domain] = email.str.rsplit("@", n=1).str[-1].to_numpy()
     out["free_mail"] = domain.isin(_free_mail()).astype(float)
-    out["role_mailbox"] = email.str.split("@").str[0].isin(ROLE_MAILBOXES).astype(float)
-    blank_title = title.isna() | (title.astype(str).str.strip() == "")
-    out["missing_title"] = blank_title.astype(float)
+    out["role_mailbox"] = np.fromiter(
+        map(_role_mailbox, _text(leads, "email").to_numpy()), dtype=bool, count=len(leads)
+    ).astype(float)
+    codes, titles = pd.factorize(title)
+    blank = np.array([str(t).strip() == "" for t in titles] + [True], dtype=bool)
+    out["missing_title"] = blank[codes].astype(float)
     out["missing_phone"] = _text(leads, "phone").isna().astype(float)
     out["missing_source"] = _text(leads, "source").isna().astype(float)
     out["missing_account"] = joined["tier"].isna().astype(float)
@@ -438,10 +473,14 @@ class _Clock:
 class _Timeline:
     """One event stream sorted by (code, tick) for as-of queries per (code, cut-off)."""
 
-    def __init__(self, codes: np.ndarray, ticks: np.ndarray, clock: _Clock) -> None:
-        order = np.lexsort((ticks, codes))
-        self.codes = codes[order]
-        self.ticks = ticks[order]
+    def __init__(
+        self, codes: np.ndarray, ticks: np.ndarray, clock: _Clock, presorted: bool = False
+    ) -> None:
+        if not presorted:
+            order = np.lexsort((ticks, codes))
+            codes, ticks = codes[order], ticks[order]
+        self.codes = codes
+        self.ticks = ticks
         self.span = clock.span
         self.day = clock.day
         self.key = self.codes * self.span + self.ticks
@@ -508,26 +547,232 @@ class _Timeline:
         return np.where(has, value, 0.0)
 
 
-@dataclass
-class _Coded:
-    """An event table's rows as lead codes and ticks (rows of unknown leads dropped)."""
+def _lead_codes(lead_index: pd.Index, ids: pd.Series) -> np.ndarray:
+    """Position of each id in ``lead_index`` (-1 when absent), each distinct id looked
+    up once (events repeat their lead's id)."""
+    codes, uniques = pd.factorize(ids.astype(object).to_numpy())
+    found = lead_index.get_indexer(uniques)
+    return np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1)
 
-    codes: np.ndarray
-    ticks: np.ndarray
-    keep: np.ndarray  # which of the table's rows these are
+
+class _Coded:
+    """An event table's rows as lead codes and ticks, sorted by (code, tick) once (rows
+    of unknown leads dropped); every timeline of the table is a subsequence of it."""
+
+    def __init__(self, codes: np.ndarray, ticks: np.ndarray, keep: np.ndarray) -> None:
+        self.keep = keep  # which of the table's rows these are
+        order = np.lexsort((ticks, codes))
+        self.order = order
+        self.codes = codes[order]
+        self.ticks = ticks[order]
 
     @classmethod
-    def of(cls, frame: pd.DataFrame, lead_index: pd.Index, clock: _Clock) -> _Coded:
-        codes = lead_index.get_indexer(frame["lead_crm_id"].astype(object).to_numpy())
-        ns, missing = _ns(frame["occurred_at"])
+    def of(
+        cls,
+        frame: pd.DataFrame,
+        lead_index: pd.Index,
+        clock: _Clock,
+        times: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> _Coded:
+        codes = _lead_codes(lead_index, frame["lead_crm_id"])
+        ns, missing = times if times is not None else _ns(frame["occurred_at"])
         keep = (codes >= 0) & ~missing
         return cls(codes[keep].astype(np.int64), clock.event(ns[keep]), keep)
 
     def line(self, clock: _Clock, mask: Any = None) -> _Timeline:
+        # A stable sort's subsequence is the stable sort of the subsequence.
         if mask is None:
-            return _Timeline(self.codes, self.ticks, clock)
-        chosen = np.asarray(mask, dtype=bool)[self.keep]
-        return _Timeline(self.codes[chosen], self.ticks[chosen], clock)
+            return _Timeline(self.codes, self.ticks, clock, presorted=True)
+        chosen = np.asarray(mask, dtype=bool)[self.keep][self.order]
+        return _Timeline(self.codes[chosen], self.ticks[chosen], clock, presorted=True)
+
+
+_FLAGS = (
+    "free_mail", "role_mailbox", "missing_title", "missing_phone", "missing_source",
+    "missing_account", "missing_industry", "missing_employees", "log_employees",
+)  # fmt: skip
+
+
+class FeatureBuilder:
+    """`build_features` in two steps: what depends on the frames alone (lead attributes,
+    every event stream sorted for as-of queries) is prepared once, then any number of
+    panels are built from it, e.g. a scoring pass chunk by chunk.
+
+    ``cutoffs`` are every cut-off the panels will hold (the clock spans them); a panel
+    built here is exactly what ``build_features(frames, panel)`` returns.
+    """
+
+    def __init__(self, frames: Frames, cutoffs: Any) -> None:
+        attrs = _lead_attributes(frames)
+        self.lead_index = lead_index = pd.Index(attrs.index.astype(object))
+        self.n_codes = n_codes = len(lead_index)
+        cutoff_ns, cutoff_missing = _ns(cutoffs)
+        if cutoff_missing.any():
+            raise ValueError("every panel row needs a cut-off")
+        self._range = (int(cutoff_ns.min()), int(cutoff_ns.max())) if cutoff_ns.size else (0, -1)
+        eng, touches, outcomes = frames.engagements, frames.touches, frames.outcomes
+        times = {name: _ns(t["occurred_at"]) for name, t in
+                 (("eng", eng), ("touches", touches), ("outcomes", outcomes))}  # fmt: skip
+        created_ns, created_missing = _ns(attrs["created_at"])
+        self.clock = clock = _Clock(
+            [cutoff_ns, created_ns[~created_missing]]
+            + [times[name][0] for name, t in
+               (("eng", eng), ("touches", touches), ("outcomes", outcomes)) if len(t)],
+            n_codes + 1,
+        )  # fmt: skip
+        self.undated = undated = clock.span - 1
+        self.created_tick = np.full(n_codes + 1, undated, dtype=np.int64)
+        self.created_tick[:n_codes] = np.where(created_missing, undated, clock.event(created_ns))
+        self.categorical = {c: attrs[c].to_numpy(dtype=object) for c in CATEGORICAL}
+        self.flags = {c: attrs[c].to_numpy(dtype=float) for c in _FLAGS}
+
+        coded = _Coded.of(eng, lead_index, clock, times["eng"])
+        self.any_eng = coded.line(clock)
+        kinds = eng["kind"].astype(object).to_numpy()
+        self.per_kind = {k: coded.line(clock, kinds == k) for k in ENGAGEMENT_KINDS}
+        unsubscribed_eng = coded.line(clock, np.isin(kinds, UNSUBSCRIBE_KINDS))
+
+        touch_coded = _Coded.of(touches, lead_index, clock, times["touches"])
+        self.touch_line = touch_coded.line(clock)
+        touch_kind = _text(touches, "type" if "type" in touches.columns else "kind").to_numpy()
+        self.touch_kinds = {k: touch_coded.line(clock, touch_kind == k) for k in TOUCH_TYPES}
+        status = _text(touches, "status").to_numpy()
+        self.no_answer = touch_coded.line(clock, status == "no_answer")
+
+        outcome_coded = _Coded.of(outcomes, lead_index, clock, times["outcomes"])
+        outcome_kind = outcomes["kind"].astype(object).to_numpy()
+        self.bounced = (
+            outcome_coded.line(clock, outcome_kind == "bounced"),
+            touch_coded.line(clock, status == "bounced"),
+        )
+        self.unsubscribed = (
+            outcome_coded.line(clock, np.isin(outcome_kind, UNSUBSCRIBE_KINDS)),
+            unsubscribed_eng,
+        )
+        self._account_history(frames, attrs)
+
+    def _account_history(self, frames: Frames, attrs: pd.DataFrame) -> None:
+        """What the lead's colleagues did, as timelines per account: leads at the
+        account, their first meetings, their disqualifications."""
+        n_codes, clock, lead_index = self.n_codes, self.clock, self.lead_index
+        account_of = np.full(n_codes + 1, -1, dtype=np.int64)
+        if n_codes:
+            account_codes, _ = pd.factorize(attrs["account_crm_id"], use_na_sentinel=True)
+            account_of[:n_codes] = account_codes
+        self.account_of = account_of
+        self.n_accounts = int(account_of.max()) + 1
+
+        def by_account(lead_codes: np.ndarray, ticks: np.ndarray) -> _Timeline:
+            keep = (lead_codes >= 0) & (account_of[lead_codes] >= 0)
+            return _Timeline(account_of[lead_codes[keep]], ticks[keep], clock)
+
+        leads_ticks = self.created_tick[:n_codes]
+        dated = leads_ticks < clock.span - 1
+        self.account_leads = by_account(np.flatnonzero(dated), leads_ticks[dated])
+        self.account_firsts: dict[str, tuple[np.ndarray, _Timeline]] = {}
+        for name, kind in (
+            ("acct_meetings", "meeting_booked"),
+            ("acct_disqualified", "disqualified"),
+        ):
+            rows = frames.outcomes[frames.outcomes["kind"] == kind]
+            lead_codes = _lead_codes(lead_index, rows["lead_crm_id"])
+            ns, missing = _ns(rows["occurred_at"])
+            first = (
+                pd.DataFrame({"lead": lead_codes, "tick": clock.event(ns)})[
+                    (lead_codes >= 0) & ~missing
+                ]
+                .groupby("lead")["tick"]
+                .min()
+            )
+            lead_first = np.full(n_codes + 1, clock.span, dtype=np.int64)
+            lead_first[first.index.to_numpy()] = first.to_numpy()
+            line = by_account(first.index.to_numpy(dtype=np.int64), first.to_numpy(dtype=np.int64))
+            self.account_firsts[name] = (lead_first, line)
+
+    def build(self, panel: pd.DataFrame) -> pd.DataFrame:
+        """Feature matrix for panel rows (``lead_crm_id``, ``cutoff``), in panel order."""
+        n = len(panel)
+        n_codes, clock, undated = self.n_codes, self.clock, self.undated
+        codes = self.lead_index.get_indexer(panel["lead_crm_id"].astype(object).to_numpy())
+        known = codes >= 0
+        # An unknown lead gets a code no event carries.
+        codes = np.where(known, codes, n_codes).astype(np.int64)
+        cutoff_ns, cutoff_missing = _ns(panel["cutoff"])
+        if cutoff_missing.any():
+            raise ValueError("every panel row needs a cut-off")
+        if cutoff_ns.size and (
+            cutoff_ns.min() < self._range[0] or cutoff_ns.max() > self._range[1]
+        ):
+            raise ValueError("a panel cut-off lies outside those the builder was prepared for")
+        c = clock.cutoff(cutoff_ns)
+        row_created = self.created_tick[codes]
+
+        out: dict[str, np.ndarray] = {}
+        rows = np.minimum(codes, max(n_codes - 1, 0))
+        for column in CATEGORICAL:
+            values = self.categorical[column][rows] if n_codes else np.full(n, "")
+            out[column] = np.where(known, values, "unknown").astype(object)
+        out["age_days"] = np.where(row_created < undated, (c - row_created) / clock.day, 0.0).clip(
+            0
+        )
+        for column in _FLAGS:
+            values = self.flags[column][rows] if n_codes else np.zeros(n)
+            out[column] = np.where(known, np.nan_to_num(values), 0.0)
+
+        any_eng, per_kind = self.any_eng, self.per_kind
+        for kind, line in per_kind.items():
+            for window in WINDOWS_DAYS:
+                out[f"eng_{kind}_{window}d"] = line.window(codes, c, window)
+            out[f"eng_{kind}_all"] = line.count(codes, c)
+            out[f"eng_{kind}_decay"] = line.decayed(codes, c, DECAY_DAYS)
+            out[f"eng_{kind}_days_since_last"] = line.days_since_last(codes, c)
+        out["eng_decay"] = any_eng.decayed(codes, c, DECAY_DAYS)
+        out["eng_days_since_last"] = any_eng.days_since_last(codes, c)
+        out["eng_days_since_first"] = any_eng.days_since_first(codes, c)
+        out["eng_kinds"] = np.sum([out[f"eng_{k}_all"] > 0 for k in ENGAGEMENT_KINDS], axis=0) * 1.0
+        # Anonymous research attached when the lead was identified (before it existed).
+        before_created = np.minimum(c, row_created - 1)
+        out["eng_before_created"] = np.where(
+            row_created < undated, any_eng.count(codes, before_created), 0.0
+        )
+
+        touch_line = self.touch_line
+        first_touch, touched = touch_line.first_tick(codes, c)
+        # Engagement after the first sales touch: the lead answering outreach.
+        after = any_eng.count(codes, c) - any_eng.count(codes, first_touch)
+        out["eng_after_touch"] = np.where(touched, after, 0.0)
+        pricing, form = per_kind["pricing_page_visit"], per_kind["form_fill"]
+        first_pricing, has_pricing = pricing.first_tick(codes, c)
+        last_form, has_form = form.last_tick(codes, c)
+        out["eng_pricing_then_form"] = (has_pricing & has_form & (last_form >= first_pricing)) * 1.0
+        first_click, has_click = per_kind["email_click"].first_tick(codes, c)
+        last_pricing, _ = pricing.last_tick(codes, c)
+        out["eng_click_then_pricing"] = (
+            has_click & has_pricing & (last_pricing >= first_click)
+        ) * 1.0
+
+        for kind, line in self.touch_kinds.items():
+            out[f"touch_{kind}_all"] = line.count(codes, c)
+        out["touch_14d"] = touch_line.window(codes, c, 14)
+        out["touch_days_since_last"] = touch_line.days_since_last(codes, c)
+        out["touch_days_since_first"] = touch_line.days_since_first(codes, c)
+        out["touch_no_answer"] = self.no_answer.count(codes, c)
+        out["touched"] = touched * 1.0
+
+        bounced = self.bounced[0].count(codes, c)
+        bounced += self.bounced[1].count(codes, c)
+        out["bounced"] = (bounced > 0) * 1.0
+        unsubscribed = self.unsubscribed[0].count(codes, c)
+        unsubscribed += self.unsubscribed[1].count(codes, c)
+        out["unsubscribed"] = (unsubscribed > 0) * 1.0
+
+        row_account = self.account_of[codes]
+        query = np.where(row_account >= 0, row_account, self.n_accounts)  # no account: empty
+        own = (row_created <= c) & (row_created < clock.span - 1)
+        out["acct_leads"] = np.maximum(self.account_leads.count(query, c) - own, 0.0)
+        for name, (lead_first, line) in self.account_firsts.items():
+            out[name] = np.maximum(line.count(query, c) - (lead_first[codes] <= c), 0.0)
+        return pd.DataFrame({name: out[name] for name in FEATURES}, index=range(n))
 
 
 def build_features(frames: Frames, panel: pd.DataFrame) -> pd.DataFrame:
@@ -537,148 +782,7 @@ def build_features(frames: Frames, panel: pd.DataFrame) -> pd.DataFrame:
     finite floats. Leads missing from ``frames.leads`` get ``unknown`` / zero
     attributes; callers pass real leads.
     """
-    n = len(panel)
-    attrs = _lead_attributes(frames)
-    lead_index = pd.Index(attrs.index.astype(object))
-    n_codes = len(lead_index)
-    codes = lead_index.get_indexer(panel["lead_crm_id"].astype(object).to_numpy())
-    known = codes >= 0
-    # An unknown lead gets a code no event carries.
-    codes = np.where(known, codes, n_codes).astype(np.int64)
-    cutoff_ns, cutoff_missing = _ns(panel["cutoff"])
-    if cutoff_missing.any():
-        raise ValueError("every panel row needs a cut-off")
-
-    eng, touches, outcomes = frames.engagements, frames.touches, frames.outcomes
-    created_ns, created_missing = _ns(attrs["created_at"])
-    clock = _Clock(
-        [cutoff_ns, created_ns[~created_missing]]
-        + [_ns(t["occurred_at"])[0] for t in (eng, touches, outcomes) if len(t)],
-        n_codes + 1,
-    )
-    c = clock.cutoff(cutoff_ns)
-    undated = clock.span - 1
-    created_tick = np.full(n_codes + 1, undated, dtype=np.int64)
-    created_tick[:n_codes] = np.where(created_missing, undated, clock.event(created_ns))
-    row_created = created_tick[codes]
-
-    out: dict[str, np.ndarray] = {}
-    rows = np.minimum(codes, max(n_codes - 1, 0))
-    for column in CATEGORICAL:
-        values = attrs[column].to_numpy(dtype=object)[rows] if n_codes else np.full(n, "")
-        out[column] = np.where(known, values, "unknown").astype(object)
-    out["age_days"] = np.where(row_created < undated, (c - row_created) / clock.day, 0.0).clip(0)
-    for column in (
-        "free_mail", "role_mailbox", "missing_title", "missing_phone", "missing_source",
-        "missing_account", "missing_industry", "missing_employees", "log_employees",
-    ):  # fmt: skip
-        values = attrs[column].to_numpy(dtype=float)[rows] if n_codes else np.zeros(n)
-        out[column] = np.where(known, np.nan_to_num(values), 0.0)
-
-    coded = _Coded.of(eng, lead_index, clock)
-    any_eng = coded.line(clock)
-    kinds = eng["kind"].astype(object).to_numpy()
-    per_kind = {k: coded.line(clock, kinds == k) for k in ENGAGEMENT_KINDS}
-    for kind, line in per_kind.items():
-        for window in WINDOWS_DAYS:
-            out[f"eng_{kind}_{window}d"] = line.window(codes, c, window)
-        out[f"eng_{kind}_all"] = line.count(codes, c)
-        out[f"eng_{kind}_decay"] = line.decayed(codes, c, DECAY_DAYS)
-        out[f"eng_{kind}_days_since_last"] = line.days_since_last(codes, c)
-    out["eng_decay"] = any_eng.decayed(codes, c, DECAY_DAYS)
-    out["eng_days_since_last"] = any_eng.days_since_last(codes, c)
-    out["eng_days_since_first"] = any_eng.days_since_first(codes, c)
-    out["eng_kinds"] = np.sum([out[f"eng_{k}_all"] > 0 for k in ENGAGEMENT_KINDS], axis=0) * 1.0
-    # Anonymous research attached when the lead was identified (before it existed).
-    before_created = np.minimum(c, row_created - 1)
-    out["eng_before_created"] = np.where(
-        row_created < undated, any_eng.count(codes, before_created), 0.0
-    )
-
-    touch_coded = _Coded.of(touches, lead_index, clock)
-    touch_line = touch_coded.line(clock)
-    first_touch, touched = touch_line.first_tick(codes, c)
-    # Engagement after the first sales touch: the lead answering outreach.
-    after = any_eng.count(codes, c) - any_eng.count(codes, first_touch)
-    out["eng_after_touch"] = np.where(touched, after, 0.0)
-    pricing, form = per_kind["pricing_page_visit"], per_kind["form_fill"]
-    first_pricing, has_pricing = pricing.first_tick(codes, c)
-    last_form, has_form = form.last_tick(codes, c)
-    out["eng_pricing_then_form"] = (has_pricing & has_form & (last_form >= first_pricing)) * 1.0
-    first_click, has_click = per_kind["email_click"].first_tick(codes, c)
-    last_pricing, _ = pricing.last_tick(codes, c)
-    out["eng_click_then_pricing"] = (has_click & has_pricing & (last_pricing >= first_click)) * 1.0
-
-    touch_kind = _text(touches, "type" if "type" in touches.columns else "kind").to_numpy()
-    for kind in TOUCH_TYPES:
-        out[f"touch_{kind}_all"] = touch_coded.line(clock, touch_kind == kind).count(codes, c)
-    out["touch_14d"] = touch_line.window(codes, c, 14)
-    out["touch_days_since_last"] = touch_line.days_since_last(codes, c)
-    out["touch_days_since_first"] = touch_line.days_since_first(codes, c)
-    status = _text(touches, "status").to_numpy()
-    out["touch_no_answer"] = touch_coded.line(clock, status == "no_answer").count(codes, c)
-    out["touched"] = touched * 1.0
-
-    outcome_coded = _Coded.of(outcomes, lead_index, clock)
-    outcome_kind = outcomes["kind"].astype(object).to_numpy()
-    bounced = outcome_coded.line(clock, outcome_kind == "bounced").count(codes, c)
-    bounced += touch_coded.line(clock, status == "bounced").count(codes, c)
-    out["bounced"] = (bounced > 0) * 1.0
-    unsubscribed = outcome_coded.line(clock, np.isin(outcome_kind, UNSUBSCRIBE_KINDS)).count(
-        codes, c
-    )
-    unsubscribed += coded.line(clock, np.isin(kinds, UNSUBSCRIBE_KINDS)).count(codes, c)
-    out["unsubscribed"] = (unsubscribed > 0) * 1.0
-    out.update(_account_history(frames, attrs, lead_index, codes, c, created_tick, clock))
-    return pd.DataFrame(out, index=range(n))[list(FEATURES)]
-
-
-def _account_history(
-    frames: Frames,
-    attrs: pd.DataFrame,
-    lead_index: pd.Index,
-    codes: np.ndarray,
-    c: np.ndarray,
-    created_tick: np.ndarray,
-    clock: _Clock,
-) -> dict[str, np.ndarray]:
-    """What the lead's colleagues did by the cut-off: leads at the account, their first
-    meetings, their disqualifications (the lead's own never counted)."""
-    n_codes = len(lead_index)
-    account_of = np.full(n_codes + 1, -1, dtype=np.int64)
-    if n_codes:
-        account_codes, _ = pd.factorize(attrs["account_crm_id"], use_na_sentinel=True)
-        account_of[:n_codes] = account_codes
-    n_accounts = int(account_of.max()) + 1
-    row_account = account_of[codes]
-    query = np.where(row_account >= 0, row_account, n_accounts)  # no account: empty
-    out = {}
-
-    def by_account(lead_codes: np.ndarray, ticks: np.ndarray) -> _Timeline:
-        keep = (lead_codes >= 0) & (account_of[lead_codes] >= 0)
-        return _Timeline(account_of[lead_codes[keep]], ticks[keep], clock)
-
-    leads_ticks = created_tick[:n_codes]
-    dated = leads_ticks < clock.span - 1
-    account_leads = by_account(np.flatnonzero(dated), leads_ticks[dated])
-    own = (created_tick[codes] <= c) & (created_tick[codes] < clock.span - 1)
-    out["acct_leads"] = np.maximum(account_leads.count(query, c) - own, 0.0)
-    for name, kind in (("acct_meetings", "meeting_booked"), ("acct_disqualified", "disqualified")):
-        rows = frames.outcomes[frames.outcomes["kind"] == kind]
-        lead_codes = lead_index.get_indexer(rows["lead_crm_id"].astype(object).to_numpy())
-        ns, missing = _ns(rows["occurred_at"])
-        first = (
-            pd.DataFrame({"lead": lead_codes, "tick": clock.event(ns)})[
-                (lead_codes >= 0) & ~missing
-            ]
-            .groupby("lead")["tick"]
-            .min()
-        )
-        lead_first = np.full(n_codes + 1, clock.span, dtype=np.int64)
-        lead_first[first.index.to_numpy()] = first.to_numpy()
-        line = by_account(first.index.to_numpy(dtype=np.int64), first.to_numpy(dtype=np.int64))
-        out[name] = np.maximum(line.count(query, c) - (lead_first[codes] <= c), 0.0)
-    return out
+    return FeatureBuilder(frames, panel["cutoff"]).build(panel)
 
 
 def first_outcome(frames: Frames, kinds: tuple[str, ...]) -> pd.Series:

@@ -47,10 +47,9 @@ def field_specs(settings: Settings) -> dict[str, FieldSpec]:
     }  # fmt: skip
 
 
-# Experiment_Arm is written by the experiment assignment, not by scoring.
 SCORE_FIELDS = (
     "lead_score", "lead_score_bucket", "uplift_best_action", "uplift_score", "uplift_segment",
-    "score_reasons", "score_model_version", "scored_at",
+    "score_reasons", "experiment_arm", "score_model_version", "scored_at",
 )  # fmt: skip
 SEGMENT_LABELS = dict(
     zip(("persuadable", "sure_thing", "lost_cause", "do_not_disturb"), SEGMENTS, strict=True)
@@ -58,6 +57,6 @@ SEGMENT_LABELS = dict(
 
 
 def written_fields(settings: Settings) -> list[FieldSpec]:
-    """The fields a scoring cycle writes."""
+    """The fields a cycle writes (Experiment_Arm: for leads in leadlift's experiments)."""
     specs = field_specs(settings)
     return [specs[key] for key in SCORE_FIELDS]

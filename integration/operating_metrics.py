@@ -29,7 +29,7 @@ import pandas as pd
 from sqlalchemy import select
 
 from integration.experiments.readout import outcome_events
-from integration.features import TOUCH_TYPES, load_frames, naive_times
+from integration.features import TOUCH_TYPES, Frames, load_frames, naive_times
 from integration.fields import BUCKETS
 from integration.modeling.segments import SEGMENT_LABELS
 from integration.store import Store
@@ -154,7 +154,7 @@ def _wasted(touches: pd.DataFrame, scores: pd.DataFrame) -> dict[str, Any]:
 
 
 def operating_metrics(
-    store: Store, connection_id: int, now: datetime | None = None
+    store: Store, connection_id: int, now: datetime | None = None, frames: Frames | None = None
 ) -> dict[str, Any]:
     """Conversion, speed to first touch and wasted touches, as of ``now`` (JSON-safe).
 
@@ -163,7 +163,7 @@ def operating_metrics(
     """
     now = now or datetime.now(UTC)
     stamp = pd.Timestamp(now)
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     leads = frames.leads[~(frames.leads["created_at"] > stamp)]
     leads = leads[["crm_id", "source", "created_at"]].reset_index(drop=True)
     scores = _scores(store, connection_id, frames.aliases, now)

@@ -19,6 +19,7 @@ from integration.config import Settings
 from integration.connections import build_connector, get_connection
 from integration.errors import LeadliftError, ModelError
 from integration.experiment_cycle import run_experiments
+from integration.features import Frames, load_frames
 from integration.fields import written_fields
 from integration.install import install_fields, ready_fields
 from integration.progress import NullReporter, Reporter
@@ -135,18 +136,22 @@ def ensure_written_fields(
 
 
 def run_train(
-    store: Store, settings: Settings, connection: Connection, now: datetime | None = None
+    store: Store,
+    settings: Settings,
+    connection: Connection,
+    now: datetime | None = None,
+    frames: Frames | None = None,
 ) -> dict[str, Any]:
     """Train the propensity model and, where past experiments exist, the uplift model.
     The propensity model is required (its failure raises); uplift is skipped with a
     reason when there is no experiment to learn from."""
     with recorded(store, connection.id, "train") as stats:
-        result = train_propensity(store, settings, connection.id, now)
+        result = train_propensity(store, settings, connection.id, now, frames=frames)
         out = result.summary()
         stats.update(out)
     with recorded(store, connection.id, "train_uplift") as stats:
         try:
-            uplift = train_uplift(store, settings, connection.id, now)
+            uplift = train_uplift(store, settings, connection.id, now, frames=frames)
         except ModelError as exc:
             out["uplift"] = None
             out["uplift_skipped"] = exc.message
@@ -164,10 +169,13 @@ def run_score(
     now: datetime | None = None,
     settings: Settings | None = None,
     arms: pd.DataFrame | None = None,
+    frames: Frames | None = None,
 ) -> dict[str, Any]:
     policy = load_policy(settings.routing_policy if settings else None)
     with recorded(store, connection.id, "score") as stats, reporter.task("score leads") as bar:
-        result = score_leads(store, connection.id, now, bar.advance, policy=policy, arms=arms)
+        result = score_leads(
+            store, connection.id, now, bar.advance, policy=policy, arms=arms, frames=frames
+        )
         out = {
             "scored": result.scored,
             "written": result.written,
@@ -232,18 +240,20 @@ def run_cycle(
         report.synced = run_sync(store, settings, connection, connector, reporter)
         report.fields = ensure_written_fields(store, settings, connection, connector)
         moment = now or utcnow()
+        # One read of the store serves every step of the cycle.
+        frames = load_frames(store, connection.id)
         if force_train or training_due(store, settings, connection.id, moment):
             try:
-                report.trained = run_train(store, settings, connection, moment)
+                report.trained = run_train(store, settings, connection, moment, frames)
             except ModelError as exc:
                 report.training_skipped = exc.message
         with recorded(store, connection.id, "experiments") as stats:
-            experiments = run_experiments(store, connection.id, moment)
+            experiments = run_experiments(store, connection.id, moment, frames)
             stats.update(experiments.summary)
         report.experiments = experiments.summary
         try:
             report.scored = run_score(
-                store, connection, reporter, moment, settings, experiments.arms()
+                store, connection, reporter, moment, settings, experiments.arms(), frames
             )
         except ModelError as exc:
             report.training_skipped = report.training_skipped or exc.message

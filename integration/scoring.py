@@ -15,17 +15,23 @@ written back: the comparison a later promotion rests on.
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert, select
+from sqlalchemy import Text, bindparam, cast, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
+from threadpoolctl import threadpool_limits
 
 from integration.errors import ModelError
-from integration.features import Frames, build_features, load_frames
+from integration.features import FeatureBuilder, Frames, load_frames, read_frame
 from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best_action
 from integration.modeling.rules import guardrail_limits
 from integration.registry import SHADOW, active, load
@@ -34,6 +40,9 @@ from integration.store import Store
 from integration.store.models import ModelVersion, Score, utcnow
 
 CHUNK = 50_000
+# Threads that predict a chunk's uplift side by side, and the fewest rows worth a thread.
+WORKERS = min(2, os.cpu_count() or 1)
+WORKER_MIN_ROWS = 5_000
 # A smaller move is below what any field shows (Lead_Score is a whole percent).
 MIN_CHANGE = 1e-4
 TOP_REASONS = 3
@@ -86,13 +95,12 @@ def latest_scores(store: Store, connection_id: int) -> list[Score]:
 
 def _latest(store: Store, connection_id: int, shadow: bool) -> pd.DataFrame:
     newest = newest_score_ids(connection_id, shadow)
+    # The uplift model's version is read out of the JSON by the database, not per row here.
+    version = Score.uplift["model_version"].as_integer().label("uplift_version")
     columns = [Score.lead_crm_id, Score.propensity, Score.model_version_id, Score.bucket,
-               Score.action, Score.segment, Score.queue, Score.uplift]  # fmt: skip
-    with store.session() as session:
-        rows = session.execute(select(*columns).join(newest, Score.id == newest.c.id)).all()
-    frame = pd.DataFrame(rows, columns=[c.key for c in columns])
-    frame["uplift_version"] = [(u or {}).get("model_version") for u in frame["uplift"]]
-    return frame.drop(columns="uplift").set_index("lead_crm_id")
+               Score.action, Score.segment, Score.queue, version]  # fmt: skip
+    frame = read_frame(store, select(*columns).join(newest, Score.id == newest.c.id))
+    return frame.set_index("lead_crm_id")
 
 
 def _newer_shadow(store: Store, connection_id: int, kind: str, than: ModelVersion | None):
@@ -140,20 +148,40 @@ def model_sets(store: Store, connection_id: int) -> list[Models]:
     return sets
 
 
-def _context(frames: Frames, lead_ids: np.ndarray) -> pd.DataFrame:
-    """Per-lead CRM columns guardrails may read beyond the features (the lead status)."""
+def _statuses(frames: Frames) -> pd.Series:
     status = frames.leads.set_index("crm_id")["status"]
-    status = status[~status.index.duplicated()]
+    return status[~status.index.duplicated()]
+
+
+def _context(frames: Frames | None, lead_ids: np.ndarray, statuses: pd.Series | None = None):
+    """Per-lead CRM columns guardrails may read beyond the features (the lead status)."""
+    status = _statuses(frames) if statuses is None else statuses
     return pd.DataFrame({"status": status.reindex(lead_ids).fillna("").to_numpy(dtype=object)})
 
 
-def score_chunk(models: Models, X: pd.DataFrame, context: pd.DataFrame) -> dict[str, Any]:
+def _predict_uplift(model: Any, X: pd.DataFrame, pool: Executor | None) -> pd.DataFrame:
+    """``model.predict(X)``, slices of the rows in parallel threads when a pool is given
+    (each row is predicted on its own, so the values are the same; LightGBM and numpy
+    release the GIL while they work)."""
+    # UpliftModel predicts with BLAS held to its n_jobs (1) thread; held here around
+    # both threads, their own holds cannot undo each other's.
+    single = getattr(getattr(model, "model", None), "n_jobs", 1) == 1
+    if pool is None or len(X) < 2 * WORKER_MIN_ROWS or not single:
+        return model.predict(X)
+    slices = np.array_split(np.arange(len(X)), WORKERS)
+    with threadpool_limits(limits=1, user_api="blas"):
+        return pd.concat(list(pool.map(lambda rows: model.predict(X.iloc[rows]), slices)))
+
+
+def score_chunk(
+    models: Models, X: pd.DataFrame, context: pd.DataFrame, pool: Executor | None = None
+) -> dict[str, Any]:
     """Everything the models say about a chunk of leads (vectorised); routing comes after,
-    over the whole pass."""
+    over the whole pass, and the model's reasons only for the rows written (`_reasons`):
+    they are the costliest part (TreeSHAP) and a pass writes only what changed."""
     raw = models.propensity.predict_proba(X)[:, 1]
     guarded = apply_guardrails(X, raw, context=context)
     low, high = guardrail_limits(X, context=context)
-    reasons = models.propensity.reasons(X, top=TOP_REASONS)
     n = len(X)
     out: dict[str, Any] = {
         "propensity": guarded.proba,
@@ -163,29 +191,27 @@ def score_chunk(models: Models, X: pd.DataFrame, context: pd.DataFrame) -> dict[
         "best_action": np.full(n, None, dtype=object),
         "uplift_best": np.full(n, np.nan),
         "segment": np.full(n, None, dtype=object),
-        "uplift": [None] * n,
+        "uplift": None,
+        "guard_reasons": guarded.reasons,
     }
     if models.uplift is not None:
-        uplift = models.uplift.predict(X)
+        uplift = _predict_uplift(models.uplift, X, pool)
         best = best_action(uplift, models.uplift.min_uplift)
         out["best_action"] = best["action"].to_numpy(dtype=object)
         out["uplift_best"] = best["uplift"].to_numpy(dtype=float)
         out["segment"] = models.uplift.classify(guarded.proba, uplift)
-        values = uplift.to_numpy(dtype=float).round(5)
-        names = list(uplift.columns)
-        version = models.uplift_row.id
-        out["uplift"] = [
-            {"model_version": version, "by_action": dict(zip(names, row.tolist(), strict=True))}
-            for row in values
-        ]
-    out["reasons"] = [[*r, *g] for r, g in zip(reasons, guarded.reasons, strict=True)]
+        # Rounded here, stored as {"model_version", "by_action"} for the rows written.
+        out["uplift"] = uplift.to_numpy(dtype=float).round(5)
+        out["uplift_actions"] = list(uplift.columns)
     return out
 
 
 def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in parts[0]:
-        if isinstance(parts[0][key], np.ndarray):
+        if parts[0][key] is None or key == "uplift_actions":
+            out[key] = parts[0][key]
+        elif isinstance(parts[0][key], np.ndarray):
             out[key] = np.concatenate([p[key] for p in parts])
         else:
             out[key] = [x for p in parts for x in p[key]]
@@ -210,7 +236,7 @@ def routed(
             "uplift_best": scored["uplift_best"],
         }
     )
-    if scored["uplift"][0] is None:
+    if scored["uplift"] is None:
         frame = frame[["lead_crm_id", "propensity"]]
     result = route(frame, policy, arms=arms, reference=reference).leads
     position = pd.Series(range(len(DEFAULT_BUCKETS.labels)), index=list(DEFAULT_BUCKETS.labels))
@@ -221,20 +247,55 @@ def routed(
         result["bucket"].to_numpy(dtype=object),
         np.asarray(DEFAULT_BUCKETS.labels, dtype=object)[held],
     )
-    reasons = []
-    for items, guarded, why in zip(scored["reasons"], held != level, result["reason"], strict=True):
-        extra = list(items)
-        if guarded and not any(r.code.startswith("guard.") for r in extra):
-            extra.append(Reason("guard.bucket", "= bucket held by an ICP guardrail", 0.0))
-        extra.append(Reason("route", f"= {why}", 0.0))
-        reasons.append({"items": [r.as_dict() for r in extra]})
     return {
         "bucket": bucket,
         "action": result["action"].to_numpy(dtype=object),
         "queue": result["queue"].to_numpy(dtype=object),
         "spilled": result["spilled"].to_numpy(dtype=bool),
-        "reasons": reasons,
+        "held": held != level,
+        "route_reason": result["reason"].to_numpy(dtype=object),
     }
+
+
+def _reasons(
+    models: Models,
+    builder: FeatureBuilder,
+    ids: np.ndarray,
+    now: datetime,
+    scored: dict[str, Any],
+    rows: np.ndarray,
+) -> list[str]:
+    """The stored ``reasons`` JSON of ``rows``: the model's top reasons, the guardrails
+    that moved the score, a guardrail holding the routed bucket, the route."""
+    out: list[str] = []
+    for start in range(0, len(rows), CHUNK):
+        part = rows[start : start + CHUNK]
+        X = builder.build(pd.DataFrame({"lead_crm_id": ids[part], "cutoff": now}))
+        found = models.propensity.reasons(X, top=TOP_REASONS)
+        for items, i in zip(found, part, strict=True):
+            extra = [*items, *scored["guard_reasons"][i]]
+            if scored["held"][i] and not any(r.code.startswith("guard.") for r in extra):
+                extra.append(Reason("guard.bucket", "= bucket held by an ICP guardrail", 0.0))
+            extra.append(Reason("route", f"= {scored['route_reason'][i]}", 0.0))
+            out.append(json.dumps({"items": [r.as_dict() for r in extra]}))
+    return out
+
+
+def _uplift_json(models: Models, scored: dict[str, Any], rows: np.ndarray) -> list[str]:
+    """``json.dumps({"model_version": …, "by_action": {action: uplift}})`` per row, the
+    same text, each distinct number formatted once."""
+    if scored["uplift"] is None:
+        return ["{}"] * len(rows)
+    values = np.ascontiguousarray(scored["uplift"][rows], dtype=np.float64)
+    # Distinct by bit pattern, so -0.0 keeps its sign as json.dumps writes it.
+    distinct, inverse = np.unique(values.view(np.int64).ravel(), return_inverse=True)
+    numbers = [json.dumps(v) for v in distinct.view(np.float64).tolist()]
+    texts = np.asarray(numbers, dtype=object)[inverse.ravel()].reshape(values.shape)
+    out = np.full(len(rows), f'{{"model_version": {json.dumps(models.uplift_row.id)}, '
+                             '"by_action": {', dtype=object)  # fmt: skip
+    for j, name in enumerate(scored["uplift_actions"]):
+        out = out + f"{', ' if j else ''}{json.dumps(name)}: " + texts[:, j]
+    return (out + "}}").tolist()
 
 
 def _changed(previous: pd.DataFrame, ids: np.ndarray, scored: dict[str, Any], models: Models):
@@ -274,6 +335,7 @@ def score_leads(
     lead_ids: list[str] | None = None,
     policy: RoutingPolicy | None = None,
     arms: pd.DataFrame | None = None,
+    frames: Frames | None = None,
 ) -> ScoreStats:
     """Score every open lead (or ``lead_ids``) with the active models, and the shadows;
     route them with ``policy`` (the packaged default when None); append the rows that
@@ -286,7 +348,7 @@ def score_leads(
     now = now or utcnow()
     policy = policy or load_policy()
     sets = model_sets(store, connection_id)
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     # Converted leads are closed (and read-only in Salesforce): the score is for prospects.
     leads = frames.leads.loc[frames.leads["converted_at"].isna(), ["crm_id", "crm_object"]]
     if lead_ids is not None:
@@ -298,31 +360,39 @@ def score_leads(
     ids = leads["crm_id"].to_numpy()
     objects = leads["crm_object"].to_numpy()
     parts: dict[bool, list[dict[str, Any]]] = {m.shadow: [] for m in sets}
-    for start in range(0, len(leads), CHUNK):
-        chunk_ids = ids[start : start + CHUNK]
-        X = build_features(frames, pd.DataFrame({"lead_crm_id": chunk_ids, "cutoff": now}))
-        context = _context(frames, chunk_ids)
-        for models in sets:
-            parts[models.shadow].append(score_chunk(models, X, context))
-        if progress:
-            progress(len(chunk_ids))
+    # What depends on the frames alone (lead attributes, sorted event streams) once.
+    builder = FeatureBuilder(frames, pd.Series([now]))
+    statuses = _statuses(frames)
+    del frames, leads  # the builder holds what the pass still needs
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for start in range(0, len(ids), CHUNK):
+            chunk_ids = ids[start : start + CHUNK]
+            X = builder.build(pd.DataFrame({"lead_crm_id": chunk_ids, "cutoff": now}))
+            context = _context(None, chunk_ids, statuses)
+            for models in sets:
+                parts[models.shadow].append(score_chunk(models, X, context, pool))
+            if progress:
+                progress(len(chunk_ids))
     written = shadow_written = 0
     main: dict[str, Any] = {}
     for models in sets:
         scored = _concat(parts[models.shadow])
         scored |= routed(scored, ids, policy, arms, reference)
         keep = np.flatnonzero(_changed(previous[models.shadow], ids, scored, models))
-        _insert(store, connection_id, models, ids, objects, scored, keep, now)
+        _insert(store, connection_id, models, builder, ids, objects, scored, keep, now)
         if models.shadow:
             shadow_written = len(keep)
         else:
             written, main = len(keep), scored
     first = sets[0]
-    baseline = _baseline(first.propensity_row)
-    # The routed mix is fixed by percentiles; the model's own mix is what drifts.
+    # The routed mix is fixed by percentiles; the model's own mix is what drifts, measured
+    # against the mix of the first full pass the model made.
+    baseline = (first.propensity_row.metrics or {}).get("scoring_baseline")
     drift = bucket_drift(main["probability_bucket"], policy, baseline) if baseline else None
+    if baseline is None and lead_ids is None:
+        _save_baseline(store, first.propensity_row, main["probability_bucket"], now)
     return ScoreStats(
-        scored=len(leads), written=written, model_version=first.propensity_row.version,
+        scored=len(ids), written=written, model_version=first.propensity_row.version,
         mean_propensity=float(np.mean(main["propensity"])), scored_at=now,
         uplift_version=first.uplift_row.version if first.uplift_row else None,
         mode=(first.propensity_row.params or {}).get("mode", "ml"),
@@ -333,25 +403,79 @@ def score_leads(
     )  # fmt: skip
 
 
-def _baseline(row: ModelVersion) -> dict[str, float] | None:
-    """The probability-bucket mix the model produced on its test period."""
-    buckets = (row.metrics or {}).get("probability_buckets") or []
-    total = sum(b["rows"] for b in buckets)
-    return {b["bucket"]: b["rows"] / total for b in buckets} if total else None
+def _save_baseline(store: Store, row: ModelVersion, buckets: np.ndarray, now: datetime) -> None:
+    shares = pd.Series(buckets, dtype=object).value_counts(normalize=True)
+    baseline = {label: float(shares.get(label, 0.0)) for label in DEFAULT_BUCKETS.labels}
+    with store.session() as session:
+        stored = session.get(ModelVersion, row.id)
+        stored.metrics = {**(stored.metrics or {}), "scoring_baseline": baseline,
+                          "scoring_baseline_at": now.isoformat()}  # fmt: skip
 
 
-def _insert(store, connection_id, models, ids, objects, scored, keep, now) -> None:
-    rows = [
-        {
-            "connection_id": connection_id, "lead_crm_id": ids[i], "crm_object": objects[i],
-            "model_version_id": models.propensity_row.id,
-            "propensity": float(scored["propensity"][i]), "bucket": scored["bucket"][i],
-            "action": scored["action"][i], "segment": scored["segment"][i],
-            "queue": scored["queue"][i], "uplift": scored["uplift"][i] or {},
-            "reasons": scored["reasons"][i], "scored_at": now, "shadow": models.shadow,
-        }
-        for i in keep
-    ]  # fmt: skip
-    for start in range(0, len(rows), CHUNK):
-        with store.session() as session:
-            session.execute(insert(Score), rows[start : start + CHUNK])
+def _insert(store, connection_id, models, builder, ids, objects, scored, keep, now) -> None:
+    """Append the ``keep`` rows a chunk at a time (their reasons computed then): one
+    statement, the pass's constants bound once, JSON serialised once per row."""
+
+    write = _writer(
+        store,
+        {"connection_id": connection_id, "model_version_id": models.propensity_row.id,
+         "scored_at": now, "shadow": models.shadow},
+    )  # fmt: skip
+    propensity = scored["propensity"].tolist()
+    for start in range(0, len(keep), CHUNK):
+        part = keep[start : start + CHUNK]
+        uplift = _uplift_json(models, scored, part)
+        reasons = _reasons(models, builder, ids, now, scored, part)
+        rows = [
+            (ids[i], objects[i], propensity[i], scored["bucket"][i], scored["action"][i],
+             scored["segment"][i], scored["queue"][i], uplift[j], reasons[j])
+            for j, i in enumerate(part)
+        ]  # fmt: skip
+        write(rows)
+
+
+# The columns of a score row that vary by lead, in `_writer`'s row order.
+ROW_COLUMNS = ("lead_crm_id", "crm_object", "propensity", "bucket", "action", "segment",
+               "queue", "uplift", "reasons")  # fmt: skip
+JSON_COLUMNS = ("uplift", "reasons")
+
+
+def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any, ...]]], None]:
+    """A function inserting score rows (``ROW_COLUMNS``, the JSON ones as serialised
+    text) with ``constants``, in one transaction per call.
+
+    On SQLite the driver's executemany gets plain tuples: what SQLAlchemy would bind,
+    without its per-row parameter processing (the constants are converted once by
+    their columns' types; the per-row columns have no conversion on SQLite). Elsewhere
+    a Core executemany, the JSON text cast to the column's type."""
+    table = Score.__table__
+    dialect = store.engine.dialect
+    names = [*constants, *ROW_COLUMNS]
+    processors = {n: table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names}
+    plain = all(processors[n] is None for n in ROW_COLUMNS if n not in JSON_COLUMNS)
+    if store.dialect == "sqlite" and plain:
+        compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
+        pick = itemgetter(*[names.index(n) for n in compiled.positiontup])
+        fixed = tuple(
+            processors[n](v) if processors[n] is not None else v for n, v in constants.items()
+        )
+        sql = str(compiled)
+
+        def write(rows: list[tuple[Any, ...]]) -> None:
+            with store.engine.begin() as connection:
+                connection.exec_driver_sql(sql, [pick(fixed + row) for row in rows])
+
+        return write
+
+    def json_text(name: str):
+        param = bindparam(f"{name}_json", type_=Text())
+        return cast(param, JSONB()) if store.dialect == "postgresql" else param
+
+    statement = insert(table).values(**constants, **{n: json_text(n) for n in JSON_COLUMNS})
+    keys = [f"{n}_json" if n in JSON_COLUMNS else n for n in ROW_COLUMNS]
+
+    def write_core(rows: list[tuple[Any, ...]]) -> None:
+        with store.engine.begin() as connection:
+            connection.execute(statement, [dict(zip(keys, row, strict=True)) for row in rows])
+
+    return write_core

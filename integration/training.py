@@ -274,13 +274,17 @@ def _naive(value: Any) -> pd.Timestamp:
 
 
 def train_propensity(
-    store: Store, settings: Settings, connection_id: int, now: datetime | None = None
+    store: Store,
+    settings: Settings,
+    connection_id: int,
+    now: datetime | None = None,
+    frames: Frames | None = None,
 ) -> TrainResult:
     """Assess readiness, train, measure on the untouched test period, backtest against
     the champion, and register the version (active or shadow)."""
     now = now or utcnow()
     window_days = settings.outcome_window_days
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     report = assess(frames, now, unmapped=latest_unmapped(store, connection_id))
     panel = training_panel(frames, now, window_days)
     if panel.empty:

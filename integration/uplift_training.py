@@ -28,7 +28,14 @@ from sqlalchemy import select
 
 from integration.config import Settings
 from integration.errors import ModelError
-from integration.features import CATEGORICAL, NUMERIC, build_features, feature_spec, load_frames
+from integration.features import (
+    CATEGORICAL,
+    NUMERIC,
+    Frames,
+    build_features,
+    feature_spec,
+    load_frames,
+)
 from integration.modeling import (
     SegmentThresholds,
     SegmentUplift,
@@ -205,12 +212,16 @@ def fit_scorer(X: pd.DataFrame, arm: np.ndarray, y: np.ndarray) -> tuple[UpliftS
 
 
 def train_uplift(
-    store: Store, settings: Settings, connection_id: int, now: datetime | None = None
+    store: Store,
+    settings: Settings,
+    connection_id: int,
+    now: datetime | None = None,
+    frames: Frames | None = None,
 ) -> TrainResult:
     """Train, measure on the test period, backtest against the champion, register."""
     now = now or utcnow()
     window_days = settings.outcome_window_days
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     arms = load_arms(store, connection_id)
     panel = uplift_panel(frames, arms, now, window_days)
     if panel.empty:

@@ -139,6 +139,9 @@ def translate(exc: Exception) -> Exception:
     body = _body(exc)
     category = body.get("category") or body.get("errorType") or ""
     message = str(body.get("message", ""))[:300]
+    codes = sorted({str(e.get("code")) for e in body.get("errors") or [] if e.get("code")})
+    if codes:
+        message += f" [{', '.join(codes)}]"
     text = f"HubSpot HTTP {status} {category}: {message}".strip()
     if status == 0:
         return TransientError(f"HubSpot unreachable: {exc.reason}".splitlines()[0])

@@ -34,6 +34,8 @@ ARCHIVED = ":archived"  # suffix of the pseudo-object listing an object's deleti
 SEARCH_LIMIT = 200
 SEARCH_CAP = 10_000  # search cannot page past this many results
 BATCH_LIMIT = 100
+# 400s that say the request's shape is wrong for the portal, not that one record is bad.
+SCHEMA_ERRORS = ("PROPERTY_DOESNT_EXIST",)
 ASSOCIATION_BATCH_LIMIT = 1000
 PROPERTY_GROUP = "leadlift"
 FIELD_TYPES = {
@@ -470,6 +472,12 @@ class HubSpotConnector:
         except PermanentError as exc:
             if exc.status != 400:
                 raise
+            if any(code in exc.message for code in SCHEMA_ERRORS):
+                # The portal lacks a property: every record fails alike, bisecting finds nothing.
+                code = next(c for c in SCHEMA_ERRORS if c in exc.message)
+                return 0, [
+                    RecordError("contacts", crm_id, code, exc.message) for crm_id, _ in batch
+                ]
             if len(batch) == 1:
                 return 0, [RecordError("contacts", batch[0][0], exc.code or "VALIDATION_ERROR",
                                        exc.message)]  # fmt: skip

@@ -348,7 +348,11 @@ def _counts(assignments: pd.DataFrame) -> tuple[dict[str, int], dict[str, dict[s
 
 
 def assign(
-    store: Store, connection_id: int, key: str, now: datetime | None = None
+    store: Store,
+    connection_id: int,
+    key: str,
+    now: datetime | None = None,
+    frames: Frames | None = None,
 ) -> AssignmentReport:
     """Give every eligible, unassigned unit of a running experiment an arm.
 
@@ -366,7 +370,7 @@ def assign(
             after it are not considered.
     """
     now = _utc(now)
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     with store.session() as session:
         row = experiment_row(session, connection_id, key)
         spec = ExperimentSpec.from_row(row)
@@ -448,7 +452,11 @@ def write_assignments(
 
 
 def detect_overrides(
-    store: Store, connection_id: int, key: str, now: datetime | None = None
+    store: Store,
+    connection_id: int,
+    key: str,
+    now: datetime | None = None,
+    frames: Frames | None = None,
 ) -> OverrideReport:
     """Mark held-out units that a rep touched anyway as overrides.
 
@@ -459,7 +467,7 @@ def detect_overrides(
     merged into treatment. Its arm column stays ``control`` (what was drawn).
     """
     now = _utc(now)
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     with store.session() as session:
         row = experiment_row(session, connection_id, key)
         spec = ExperimentSpec.from_row(row)

@@ -147,7 +147,9 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=object) for c in FRAME_COLUMNS})
 
 
-def from_assignments(store: Store, connection_id: int, key: str, now: datetime) -> pd.DataFrame:
+def from_assignments(
+    store: Store, connection_id: int, key: str, now: datetime, frames: Frames | None = None
+) -> pd.DataFrame:
     """The readout frame of one of leadlift's own experiments.
 
     Units are read as the assignment wrote them (`spec.unit_ids`: the account,
@@ -189,7 +191,7 @@ def from_assignments(store: Store, connection_id: int, key: str, now: datetime) 
     if assigned.empty:
         return _empty()
     assigned["unit_assigned_at"] = pd.to_datetime(assigned["unit_assigned_at"], utc=True)
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     if frames.aliases is not None and len(frames.aliases):
         # A merged duplicate's assignment follows the lead it was merged into.
         alias = frames.aliases.reindex(assigned["unit"].to_numpy()).to_numpy()
@@ -251,6 +253,7 @@ def from_past_arms(
     strata: tuple[str, ...] = ("tier",),
     holdout_share: float = 0.2,
     outcome: str = "meeting_booked",
+    frames: Frames | None = None,
 ) -> pd.DataFrame:
     """The readout frame of the experiments run before leadlift, from lead labels.
 
@@ -279,7 +282,7 @@ def from_past_arms(
     arms = arms[~arms["experiment"].isin(own)]
     if arms.empty:
         return _empty()
-    frames = load_frames(store, connection_id)
+    frames = frames if frames is not None else load_frames(store, connection_id)
     if frames.aliases is not None and len(frames.aliases):
         # A merged duplicate's label follows the lead it was merged into, unless it has one.
         alias = frames.aliases.reindex(arms["crm_id"].to_numpy()).to_numpy()

@@ -28,7 +28,8 @@ class ExperimentStateError(ConfigError):
     """An experiment cannot make the asked transition from its current status."""
 
 
-def _find(session: Session, connection_id: int, key: str) -> Experiment:
+def find(session: Session, connection_id: int, key: str) -> Experiment:
+    """The experiment ``key`` of a connection, within an open session."""
     row = session.scalar(
         select(Experiment).where(Experiment.connection_id == connection_id, Experiment.key == key)
     )
@@ -62,7 +63,7 @@ def create(store: Store, connection_id: int, spec: ExperimentSpec) -> Experiment
 def get(store: Store, connection_id: int, key: str) -> Experiment:
     """The experiment with this key (NotFoundError when there is none)."""
     with store.session() as session:
-        return _find(session, connection_id, key)
+        return find(session, connection_id, key)
 
 
 def list_experiments(
@@ -87,7 +88,7 @@ def _move(
 ) -> Experiment:
     now = now or utcnow()
     with store.session() as session:
-        row = _find(session, connection_id, key)
+        row = find(session, connection_id, key)
         if row.status not in allowed_from:
             final = " (stopped is final)" if row.status == STOPPED else ""
             raise ExperimentStateError(

@@ -520,20 +520,36 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
 
     # -- explanations --------------------------------------------------------------------
 
-    def contributions(self, X: Any) -> pd.DataFrame:
-        """Per-feature contributions to the chosen model's log-odds, plus ``bias``.
+    def contributions(self, X: Any, method: str = "path") -> pd.DataFrame:
+        """Per-feature contributions to the chosen model's log-odds, plus ``bias``; for
+        every row the contributions and ``bias`` sum to the raw log-odds.
 
-        LightGBM: TreeSHAP (``pred_contrib``). Logistic regression: coefficient times
-        (design value - its training mean), summed over a feature's one-hot columns;
-        exact, the row's log-odds is ``bias`` plus the sum. Calibration is monotone
-        and applied after, so it changes sizes, never signs or order.
+        LightGBM, ``method="path"`` (the default): the decision-path attribution of
+        Saabas ("treeinterpreter"): along the path a row takes through each tree, every
+        split moves the node's value to its child's, and that move is credited to the
+        split's feature; ``bias`` is the sum of the roots' values. A path ends in a leaf,
+        so each leaf's credits are tabulated once and a row's are looked up from the
+        leaves it reaches (``pred_leaf``): about a hundred times faster than TreeSHAP,
+        which scoring a million leads needs. ``method="shap"``: TreeSHAP
+        (``pred_contrib``), the Shapley values, slower. Both agree on which signals
+        dominate a row far more often than not; neither is a causal effect.
+
+        Logistic regression: coefficient times (design value - its training mean),
+        summed over a feature's one-hot columns; exact. Calibration is monotone and
+        applied after, so it changes sizes, never signs or order.
         """
         check_is_fitted(self, "calibrator_")
+        if method not in ("path", "shap"):
+            raise ValueError(f"method must be 'path' or 'shap', got {method!r}")
         frame = self._as_frame(X)
         columns = list(self._columns_)
         if self.estimator_name_ == "lightgbm":
-            values = self.estimator_.predict(self._encode(frame), pred_contrib=True)
-            return pd.DataFrame(np.asarray(values), columns=[*columns, "bias"])
+            encoded = self._encode(frame)
+            if method == "shap":
+                values = self.estimator_.predict(encoded, pred_contrib=True)
+                return pd.DataFrame(np.asarray(values), columns=[*columns, "bias"])
+            out = self._path_contributions(encoded)
+            return pd.DataFrame(out, columns=[*columns, "bias"])
         features = self.estimator_.named_steps["features"]
         model = self.estimator_.named_steps["model"]
         design = np.asarray(features.transform(self._linear_input(frame)), dtype=float)
@@ -551,6 +567,75 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         frame_out = pd.DataFrame(out, columns=columns)
         frame_out["bias"] = bias
         return frame_out
+
+    def _path_tables(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per tree and leaf, the (feature, credit) pairs of the path to that leaf, padded
+        to the deepest path: ``features`` and ``credits`` of shape (trees, leaves, depth)
+        (padding credits 0 to feature 0), and the summed root values."""
+        cached = getattr(self, "_path_cache", None)
+        if cached is not None:
+            return cached
+        trees = self.estimator_.booster_.dump_model()["tree_info"]
+        paths: list[dict[int, list[tuple[int, float]]]] = []
+        bias = 0.0
+        for tree in trees:
+            root = tree["tree_structure"]
+            leaves: dict[int, list[tuple[int, float]]] = {}
+            if "split_feature" not in root:
+                bias += float(root.get("leaf_value", 0.0))
+                leaves[int(root.get("leaf_index", 0))] = []
+                paths.append(leaves)
+                continue
+            bias += float(root["internal_value"])
+            stack = [(root, [])]
+            while stack:
+                node, path = stack.pop()
+                for side in ("left_child", "right_child"):
+                    child = node[side]
+                    leaf = "split_feature" not in child
+                    value = float(child["leaf_value"] if leaf else child["internal_value"])
+                    step = [*path, (int(node["split_feature"]), value - node["internal_value"])]
+                    if leaf:
+                        leaves[int(child["leaf_index"])] = step
+                    else:
+                        stack.append((child, step))
+            paths.append(leaves)
+        n_leaves = max(max(p) + 1 for p in paths)
+        depth = max(1, max(len(v) for p in paths for v in p.values()))
+        features = np.zeros((len(paths), n_leaves, depth), dtype=np.int32)
+        credits = np.zeros((len(paths), n_leaves, depth), dtype=np.float64)
+        for t, leaves in enumerate(paths):
+            for leaf, steps in leaves.items():
+                for d, (feature, credit) in enumerate(steps):
+                    features[t, leaf, d] = feature
+                    credits[t, leaf, d] = credit
+        self._path_cache = (features, credits, bias)
+        return self._path_cache
+
+    def _path_contributions(self, encoded: pd.DataFrame, chunk: int = 20_000) -> np.ndarray:
+        features, credits, bias = self._path_tables()
+        n_trees = features.shape[0]
+        n_features = len(self._columns_)
+        out = np.empty((len(encoded), n_features + 1))
+        tree_index = np.arange(n_trees)
+        for start in range(0, len(encoded), chunk):
+            part = encoded.iloc[start : start + chunk]
+            leaves = np.asarray(self.estimator_.predict(part, pred_leaf=True), dtype=np.int64)
+            leaves = leaves.reshape(len(part), -1)[:, :n_trees]
+            which = features[tree_index, leaves]  # (rows, trees, depth)
+            amount = credits[tree_index, leaves]
+            rows = np.arange(len(part))[:, None, None] * n_features
+            sums = np.bincount(
+                (rows + which).ravel(), weights=amount.ravel(), minlength=len(part) * n_features
+            )
+            out[start : start + len(part), :n_features] = sums.reshape(len(part), n_features)
+        out[:, n_features] = bias
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_path_cache", None)  # rebuilt from the booster on first use
+        return state
 
     def reasons(
         self, X: Any, top: int = 3, exclude: tuple[str, ...] = DEFAULT_EXCLUDED

@@ -64,8 +64,14 @@ def _num(X: pd.DataFrame, name: str, default: float = 0.0) -> np.ndarray:
 
 
 def _slug(values: pd.Series) -> pd.Series:
-    text = values.astype(object).fillna("unknown").astype(str).str.lower()
-    return text.str.replace(r"[^a-z0-9]+", "_", regex=True).str.strip("_").replace("", "unknown")
+    text = values.astype(object).fillna("unknown").astype(str)
+    # Once per distinct value: a column of a million leads holds a few dozen.
+    codes, uniques = pd.factorize(text)
+    lowered = pd.Series(uniques, dtype=text.dtype).str.lower()
+    slugs = (
+        lowered.str.replace(r"[^a-z0-9]+", "_", regex=True).str.strip("_").replace("", "unknown")
+    )
+    return pd.Series(slugs.to_numpy()[codes], index=values.index, dtype=slugs.dtype)
 
 
 def _ago(days: np.ndarray) -> np.ndarray:
@@ -379,24 +385,33 @@ def top_reasons(
     k = min(top, len(names))
     order = np.argsort(-np.abs(weights), axis=1, kind="stable")[:, :k]
     chosen = np.take_along_axis(weights, order, axis=1)
-    codes = np.empty((len(X), len(names)), dtype=object)
-    texts = np.empty((len(X), len(names)), dtype=object)
+    picked_codes = np.empty(order.shape, dtype=object)
+    picked_texts = np.empty(order.shape, dtype=object)
     for j, (group, _) in enumerate(groups.values()):
-        if not (order == j).any():
+        # Described only for the rows that show it (every description is row by row);
+        # a row shows a group at most once, so these rows are distinct and ascending.
+        rows, slots = np.nonzero(order == j)
+        if not rows.size:
             continue
-        band, text = group.describe(X)
-        codes[:, j] = np.char.add(f"{group.name}.", np.asarray(band, dtype=str))
-        texts[:, j] = text
-    picked_codes = np.take_along_axis(codes, order, axis=1)
-    picked_texts = np.take_along_axis(texts, order, axis=1)
-    signs = np.where(chosen > 0, PLUS, MINUS)
+        band, text = group.describe(X if rows.size == len(X) else X.iloc[rows])
+        picked_codes[rows, slots] = [f"{group.name}.{b}" for b in np.asarray(band, dtype=str)]
+        picked_texts[rows, slots] = np.asarray(text, dtype=object)
+    signs = np.where(chosen > 0, PLUS, MINUS).tolist()
+    shown = (np.abs(chosen) >= min_weight).tolist()
     return [
         [
-            Reason(str(c), f"{s} {t}", float(w))
-            for c, t, s, w in zip(cs, ts, ss, ws, strict=True)
-            if abs(w) >= min_weight
+            Reason(c, f"{s} {t}", w)
+            for c, t, s, w, keep in zip(cs, ts, ss, ws, ks, strict=True)
+            if keep
         ]
-        for cs, ts, ss, ws in zip(picked_codes, picked_texts, signs, chosen, strict=True)
+        for cs, ts, ss, ws, ks in zip(
+            picked_codes.tolist(),
+            picked_texts.tolist(),
+            signs,
+            chosen.tolist(),
+            shown,
+            strict=True,
+        )
     ]
 
 

@@ -11,6 +11,21 @@ from integration.cli import cli
 from .conftest import make_rig
 
 
+def labelled_lead(home) -> tuple[str, str]:
+    """(lead, arm label) of a lead whose Experiment_Arm leadlift pushed, from the CLI's store."""
+    from sqlalchemy import select
+
+    from integration.config import load_settings
+    from integration.store import Store
+    from integration.store.models import Writeback
+
+    store = Store(load_settings(home=home).store_url)
+    with store.session() as session:
+        pushed = session.execute(select(Writeback.crm_id, Writeback.field_values)).all()
+    store.dispose()
+    return next((crm_id, v["Experiment_Arm"]) for crm_id, v in pushed if "Experiment_Arm" in v)
+
+
 def _json(output: str) -> dict:
     return json.loads(output[output.index("{") :])
 
@@ -34,22 +49,51 @@ def test_connect_run_status_and_dry_runs(world, open_leads, tmp_path, monkeypatc
         assert connect.exit_code == 0, connect.output
         assert "Leadlift Sandbox Org" in connect.output
 
+        created = runner.invoke(
+            cli,
+            ["experiments", "create", "--key", "q4_calls", "--start", "--action",
+             "call_first=call within 1 business day, 3 attempts v2", "--stratum", "tier"],
+        )  # fmt: skip
+        assert created.exit_code == 0 and "q4_calls: running" in created.output, created.output
+
         ran = runner.invoke(cli, ["run", "--json"])
         assert ran.exit_code == 0, ran.output
         cycle = _json(ran.stdout)
+        units = cycle["experiments"]["q4_calls"]["units"]
+        assert set(units) == {"call_first", "control"} and units["control"] > 0
         assert cycle["writeback"]["succeeded"] == open_leads < 3000
 
         rig.sandbox.expire_access_tokens("salesforce")  # the stored refresh token takes over
         dry = runner.invoke(cli, ["writeback", "--dry-run"])
         assert dry.exit_code == 0 and "0 records would be updated" in dry.output
+        plan = json.loads(runner.invoke(cli, ["writeback", "--dry-run", "--json"]).stdout)
+        assert (plan["leads_changed"], plan["field_updates"], plan["owner_updates"],
+                plan["api_calls"]) == (0, 0, 0, 0)  # fmt: skip
+        lead, label = labelled_lead(home)
+        assert label.startswith("q4_calls/")
+        assert rig.sandbox.salesforce.get("Lead", lead)["Experiment_Arm__c"] == label
+
+        shown = _json(runner.invoke(cli, ["experiments", "show", "q4_calls", "--json"]).stdout)
+        assert shown["experiment"]["actions"] == {
+            "call_first": "call within 1 business day, 3 attempts v2"
+        }
+        past = _json(runner.invoke(cli, ["experiments", "show", "--past", "--json"]).stdout)
+        assert {e["experiment"] for e in past["readout"]["experiments"]} >= {"call_first_v1"}
+        assert runner.invoke(cli, ["experiments", "pause", "q4_calls"]).output.strip() == (
+            "q4_calls: paused"
+        )
+        stopped = runner.invoke(cli, ["experiments", "stop", "q4_calls"])
+        assert stopped.output.strip() == "q4_calls: stopped"
+        again = runner.invoke(cli, ["experiments", "resume", "q4_calls"])
+        assert again.exit_code != 0 and "stopped" in again.output  # stopped is final
 
         fields = runner.invoke(cli, ["fields", "install", "--dry-run"])
         assert fields.exit_code == 0, fields.output
         lines = [" ".join(line.split()) for line in fields.output.splitlines()]
         assert "kept Lead.Lead_Score__c" in lines
         assert "kept Lead.Uplift_Segment__c" in lines  # a scoring cycle installs what it writes
-        assert "would create custom_field Contact.Experiment_Arm__c" in lines
-        assert "would create field_permission Contact.Experiment_Arm__c" in lines
+        assert "kept Contact.Experiment_Arm__c" in lines
+        assert not [line for line in lines if line.startswith("would create")]
 
         status = _json(runner.invoke(cli, ["status", "--json"]).stdout)
         (connection,) = status["connections"]

@@ -49,9 +49,10 @@ def test_a_hubspot_cycle_writes_every_contact_score_into_the_portal(rig) -> None
 
     assert report.synced["contacts"]["pulled"] == 3000
     assert report.fields["created"] == [
-        f"contacts.leadlift_{name}"
-        for name in ("lead_score", "lead_score_bucket", "uplift_best_action", "uplift_score",
-                     "uplift_segment", "score_reasons", "score_model_version", "scored_at")
+        f"contacts.leadlift_{field}"
+        for field in ("lead_score", "lead_score_bucket", "uplift_best_action", "uplift_score",
+                      "uplift_segment", "score_reasons", "experiment_arm", "score_model_version",
+                      "scored_at")
     ]  # fmt: skip
     expected = _scores(rig, name)
     landed = {
@@ -151,11 +152,16 @@ def test_the_demo_reads_its_written_fields_back_from_the_sandbox(settings, open_
         assert result["fields_read_back"] == 200
         assert 0.5 < result["auc"] < 1.0
         assert result["truth_spearman"] > 0.3  # the model learns the world's known propensity
-        assert result["routed"] == 30 and result["routed_read_back"] == 30
-        # Salesforce: the field on Lead and Contact, a permission set, two grants, its
-        # assignment, two layout sections and a list view; HubSpot: the property and its group.
-        # Salesforce: 8 fields on Lead and Contact, their 16 field permissions, the permission
-        # set and its assignment, 2 layouts, 1 list view. HubSpot: the group, 8 properties.
-        assert result["components_installed"] == {"salesforce": 37, "hubspot": 9}[crm]
+        # Routing moved owners to queues, and the CRM shows them.
+        assert result["owners_moved"] > 1000
+        assert result["owners_sampled"] == result["owners_read_back"] == 200
+        assert result["spilled"] > 0 and result["queues"]["Senior AE – Now"] == 150
+        assert set(result["experiment_units"]) == {"call_first", "control", "email_sequence"}
+        # The past experiments' intervals, against the world's true uplift.
+        assert result["readout_actions"] == 4 and result["readout_covered"] >= 3
+        # Salesforce: 8 fields on Lead and Contact (Experiment_Arm__c exists on Lead already),
+        # their 17 field permissions, the permission set and its assignment, 2 layouts, 1 list
+        # view. HubSpot: the group and 9 properties.
+        assert result["components_installed"] == {"salesforce": 40, "hubspot": 10}[crm]
     assert summary["fields_read_back"] == 400
     assert summary["api_calls"] > 0 and summary["leads_synced"] == 6000
