@@ -485,7 +485,7 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
         ("true uplift of top 20% / oracle's", lambda r: _pct(r.uplift_truth.get("true_at_20"))),
         ("segment agrees with truth", lambda r: _pct(r.uplift_truth.get("segment_agreement"))),
         ("persuadables found", lambda r: f"{r.segments.get('persuadable', 0):,}"),
-        ("leads written (8 score fields)", lambda r: f"{r.fields_written:,}"),
+        ("leads written (score fields)", lambda r: f"{r.fields_written:,}"),
         ("write errors", lambda r: str(r.write_errors)),
         ("read back (matched/sampled)", lambda r: f"{r.fields_read_back}/{r.read_back_sample}"),
         ("install components created", lambda r: str(r.components_installed)),

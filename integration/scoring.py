@@ -178,7 +178,7 @@ def score_chunk(
 ) -> dict[str, Any]:
     """Everything the models say about a chunk of leads (vectorised); routing comes after,
     over the whole pass, and the model's reasons only for the rows written (`_reasons`):
-    they are the costliest part (TreeSHAP) and a pass writes only what changed."""
+    per-lead attributions and their text are costly, and a pass writes only what changed."""
     raw = models.propensity.predict_proba(X)[:, 1]
     guarded = apply_guardrails(X, raw, context=context)
     low, high = guardrail_limits(X, context=context)
