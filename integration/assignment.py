@@ -25,17 +25,25 @@ def plain_name(text: str | None) -> str:
     return "".join(ch for ch in (text or "").lower() if ch.isalnum())
 
 
-def find_queue(connector: CRMConnector, name: str) -> Queue:
+def match_queue(queues: list[Queue], name: str) -> Queue | None:
     """A queue by id, name or developer name ("Senior AE – Now" = "Senior_AE_Now")."""
-    queues = connector.queues()
     for queue in queues:
         if name == queue.crm_id or plain_name(name) in (
             plain_name(queue.name),
             plain_name(queue.developer_name),
         ):
             return queue
-    known = ", ".join(q.name for q in queues) or "none"
-    raise NotFoundError(f"no queue {name!r} in the CRM (queues: {known})")
+    return None
+
+
+def find_queue(connector: CRMConnector, name: str) -> Queue:
+    """`match_queue` among the CRM's queues; a clear error when none matches."""
+    queues = connector.queues()
+    queue = match_queue(queues, name)
+    if queue is None:
+        known = ", ".join(q.name for q in queues) or "none"
+        raise NotFoundError(f"no queue {name!r} in the CRM (queues: {known})")
+    return queue
 
 
 def assign_top(

@@ -354,6 +354,7 @@ def score(connection: str | None) -> None:
     """Score and route every open lead (live experiments assign their new units first)."""
     from integration.connections import get_connection
     from integration.experiment_cycle import run_experiments
+    from integration.features import load_frames
     from integration.model_card import scored_line
     from integration.pipeline import run_score
     from integration.store.models import utcnow
@@ -362,9 +363,10 @@ def score(connection: str | None) -> None:
     store = _store(settings)
     conn = get_connection(store, connection)
     now = utcnow()
-    arms = run_experiments(store, conn.id, now).arms()
+    frames = load_frames(store, conn.id)
+    arms = run_experiments(store, conn.id, now, frames).arms()
     with _reporter() as reporter:
-        result = run_score(store, conn, reporter, now, settings, arms)
+        result = run_score(store, conn, reporter, now, settings, arms, frames)
     out.print(scored_line(result), highlight=False)
 
 

@@ -794,6 +794,12 @@ def first_outcome(frames: Frames, kinds: tuple[str, ...]) -> pd.Series:
 SNAPSHOT_AGES_DAYS = (1, 15, 29, 43, 57)
 
 
+def naive_time(value: Any) -> pd.Timestamp:
+    """One time as a naive UTC timestamp (a stored time may come back with or without zone)."""
+    ts = pd.Timestamp(value)
+    return ts.tz_convert(None) if ts.tzinfo else ts
+
+
 def naive_times(series: pd.Series) -> np.ndarray:
     """UTC timestamps as naive datetime64[ns] (NaT kept), for fast vectorised comparisons."""
     values = pd.to_datetime(series, utc=True)

@@ -34,7 +34,7 @@ from integration.errors import ModelError
 from integration.features import FeatureBuilder, Frames, load_frames, read_frame
 from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best_action
 from integration.modeling.rules import guardrail_limits
-from integration.registry import SHADOW, active, load
+from integration.registry import active, load, shadows
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
 from integration.store import Store
 from integration.store.models import ModelVersion, Score, utcnow
@@ -104,18 +104,12 @@ def _latest(store: Store, connection_id: int, shadow: bool) -> pd.DataFrame:
 
 
 def _newer_shadow(store: Store, connection_id: int, kind: str, than: ModelVersion | None):
-    with store.session() as session:
-        row = session.scalar(
-            select(ModelVersion)
-            .where(
-                ModelVersion.connection_id == connection_id,
-                ModelVersion.kind == kind,
-                ModelVersion.status == SHADOW,
-            )
-            .order_by(ModelVersion.version.desc())
-            .limit(1)
-        )
-    return row if row is not None and (than is None or row.version > than.version) else None
+    """The newest shadow of ``kind`` trained after the active version (older ones lost
+    to a champion that has since been replaced, and are not worth scoring)."""
+    newest = max(shadows(store, connection_id, kind), key=lambda r: r.version, default=None)
+    return (
+        newest if newest is not None and (than is None or newest.version > than.version) else None
+    )
 
 
 def model_sets(store: Store, connection_id: int) -> list[Models]:

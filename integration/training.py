@@ -36,6 +36,7 @@ from integration.features import (
     build_features,
     feature_spec,
     load_frames,
+    naive_time,
     training_panel,
 )
 from integration.modeling import (
@@ -240,7 +241,7 @@ def backtest(
     if champion_mode == "rules" and challenger_mode == "ml":
         return True, info | {"decision": "promoted: the data now passes the readiness floor"}
     naive = pd.to_datetime(cutoffs, utc=True).dt.tz_convert(None)
-    rows = eligible & (naive >= _naive(champion.cutoff)).to_numpy()
+    rows = eligible & (naive >= naive_time(champion.cutoff)).to_numpy()
     positives = int(y[rows].sum())
     info |= {"rows": int(rows.sum()), "positives": positives}
     if positives < MIN_TEST_POSITIVES or positives == rows.sum():
@@ -266,11 +267,6 @@ def backtest(
 def hygiene_summary(frames: Frames) -> dict[str, Any] | None:
     """What cleaning changed before training (reported with the version, never written back)."""
     return frames.hygiene.as_dict() if frames.hygiene is not None else None
-
-
-def _naive(value: Any) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_convert(None) if ts.tzinfo else ts
 
 
 def train_propensity(

@@ -35,6 +35,7 @@ from integration.features import (
     build_features,
     feature_spec,
     load_frames,
+    naive_time,
 )
 from integration.modeling import (
     SegmentThresholds,
@@ -52,7 +53,7 @@ from integration.modeling.propensity import library_versions
 from integration.registry import ACTIVE, SHADOW, active, load, register
 from integration.store import Store
 from integration.store.models import Lead, utcnow
-from integration.training import TEST_SHARE, TrainResult, _naive, time_split
+from integration.training import TEST_SHARE, TrainResult, time_split
 from integration.uplift_data import CONTROL, load_arms, uplift_panel
 
 # Features that describe what happened after assignment (the treatment itself) or the
@@ -302,7 +303,7 @@ def uplift_backtest(champion, challenger: UpliftScorer, X, arm, y, cutoffs):
     if champion is None:
         return True, {"decision": "promoted: no active model"}
     info: dict[str, Any] = {"champion_version": champion.version}
-    rows = (cutoffs.dt.tz_convert(None) >= _naive(champion.cutoff)).to_numpy()
+    rows = (cutoffs.dt.tz_convert(None) >= naive_time(champion.cutoff)).to_numpy()
     positives = int(y[rows].sum())
     info |= {"rows": int(rows.sum()), "positives": positives}
     if positives < MIN_TEST_POSITIVES:

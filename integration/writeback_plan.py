@@ -31,7 +31,7 @@ from typing import Any
 from sqlalchemy import select
 
 from connectors.base import CRMConnector, FieldUpdate, OwnerAssignment
-from integration.assignment import plain_name
+from integration.assignment import match_queue
 from integration.config import Settings
 from integration.fields import SEGMENT_LABELS
 from integration.scoring import latest_scores
@@ -303,13 +303,6 @@ def plan_writeback(
 
 
 def _queue_ids(queues, names: set[str]) -> dict[str, str]:
-    """Queue name (as routing names it) → the CRM's owner id, matched like `find_queue`."""
-    out = {}
-    for name in names:
-        for queue in queues:
-            if name == queue.crm_id or plain_name(name) in (
-                plain_name(queue.name), plain_name(queue.developer_name),
-            ):  # fmt: skip
-                out[name] = queue.crm_id
-                break
-    return out
+    """Queue name (as routing names it) → the CRM's owner id."""
+    matched = {name: match_queue(queues, name) for name in names}
+    return {name: queue.crm_id for name, queue in matched.items() if queue is not None}
