@@ -112,7 +112,47 @@ class Settings(BaseSettings):
         None, description="dealstage id → opportunity | closed_won | closed_lost."
     )
     admin_token: SecretStr | None = Field(None, description="Bearer token for admin endpoints.")
-    cycle_every_minutes: int = Field(15, ge=1, description="Beat: full cycle interval.")
+    admin_password: SecretStr | None = Field(
+        None, description="Admin UI password (the admin token also logs in)."
+    )
+    webhook_token: SecretStr | None = Field(
+        None, description="Bearer token of the JSON webhook for Salesforce Flow/Apex callouts."
+    )
+    salesforce_webhook_secret: SecretStr | None = Field(
+        None, description="Shared secret in the Outbound Message endpoint URL (?secret=...)."
+    )
+    webhook_max_age_seconds: int = Field(
+        300, ge=1, description="HubSpot v3 signatures older than this are replays."
+    )
+    webhook_debounce_seconds: float = Field(
+        5.0, ge=0, description="Events for one lead within this window share one rescore."
+    )
+    sync_every_minutes: int = Field(5, ge=1, description="Beat: incremental sync interval.")
+    rescore_hour_utc: int = Field(2, ge=0, le=23, description="Beat: nightly rescoring hour.")
+    monitor_every_minutes: int = Field(
+        60, ge=1, description="Beat: how often model health is checked for recalibration."
+    )
+    recalibrate_every_days: int = Field(
+        90, ge=1, le=92, description="Recalibrate at least this often (quarterly at most)."
+    )
+    monitor_auc_drop: float = Field(
+        0.05, gt=0, lt=1, description="Recalibrate when fresh-outcome AUC falls this far."
+    )
+    monitor_max_ece: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Recalibrate above this calibration error on fresh outcomes.",
+    )
+    monitor_min_outcomes: int = Field(
+        200, ge=1, description="Fresh labelled leads a health check needs before it judges."
+    )
+    score_chunk_leads: int = Field(
+        100_000, ge=1000, description="Leads per scoring task when a pass is spread over workers."
+    )
+    sync_lock_seconds: int = Field(
+        3600, ge=60, description="Expiry of the lock that keeps one sync per connection."
+    )
 
     fields: FieldNames = FieldNames()
     outcome_window_days: int = Field(21, ge=1, le=365)
@@ -202,11 +242,11 @@ class Settings(BaseSettings):
         return self.database_url is None
 
     @cached_property
-    def fernet(self) -> Fernet:
+    def fernet_key(self) -> bytes:
         """The key that encrypts tokens. The embedded default keeps a generated key
         in ``home/secret.key``; any other store must be given LEADLIFT_SECRET_KEY."""
         if self.secret_key is not None:
-            return Fernet(self.secret_key.get_secret_value().encode())
+            return self.secret_key.get_secret_value().encode()
         if not self.embedded:
             raise ConfigError(
                 f"{ENV_PREFIX}SECRET_KEY: required when {ENV_PREFIX}DATABASE_URL is set "
@@ -218,10 +258,16 @@ class Settings(BaseSettings):
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Fernet.generate_key())
+        key = path.read_bytes().strip()
         try:
-            return Fernet(path.read_bytes().strip())
+            Fernet(key)
         except ValueError as exc:
             raise ConfigError(f"{path}: not a valid secret key file") from exc
+        return key
+
+    @cached_property
+    def fernet(self) -> Fernet:
+        return Fernet(self.fernet_key)
 
 
 def _env_name(loc: tuple[Any, ...]) -> str:

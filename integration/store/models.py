@@ -337,8 +337,18 @@ class SyncCursor(Base):
 
 
 class WebhookEvent(Base):
+    """A verified CRM event, stored before it is acknowledged so none is lost while the
+    workers are down; ``(source, event_id)`` is unique, which is what rejects replays.
+
+    ``lead_crm_id`` is the record the event is about (when it names one): events for
+    one lead are processed together, one re-pull, rescore and write-back per burst.
+    """
+
     __tablename__ = "webhook_event"
-    __table_args__ = (UniqueConstraint("source", "event_id"),)
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        Index("ix_webhook_event_pending", "connection_id", "lead_crm_id", "processed_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     connection_id: Mapped[int | None] = mapped_column(
@@ -346,10 +356,32 @@ class WebhookEvent(Base):
     )
     source: Mapped[str] = mapped_column(String(40))
     event_id: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str | None] = mapped_column(String(60))
+    crm_object: Mapped[str | None] = mapped_column(String(60))
+    lead_crm_id: Mapped[str | None] = mapped_column(String(80))
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     processed_at: Mapped[datetime | None]
+    # What processing did (re-pulled, rescored, written) or why it did nothing.
+    outcome: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class TriggerEvent(Base):
+    """Why a scheduled or event-driven job ran (or was judged unnecessary): a
+    recalibration because AUC fell, a rescore because webhooks arrived. The log that
+    answers "why did the model change on Tuesday?"."""
+
+    __tablename__ = "trigger_event"
+    __table_args__ = (Index("ix_trigger_event_conn", "connection_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    connection_id: Mapped[int] = _connection_fk()
+    job: Mapped[str] = mapped_column(String(40))
+    fired: Mapped[bool] = mapped_column(Boolean, default=True)
+    reason: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class PipelineRun(Base):

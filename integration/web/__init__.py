@@ -1,15 +1,19 @@
-"""The Flask app: health, status, and (as they land) OAuth, webhooks and the admin UI."""
+"""The Flask app: health, status, admin login and UI, OAuth connect flows, signed
+webhooks and Prometheus metrics. ``create_app`` is the factory gunicorn calls."""
 
 from __future__ import annotations
 
 import hmac
 
 from flask import Flask, abort, jsonify, request
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import text
 
 from integration.config import Settings, load_settings
 from integration.status import status as build_status
 from integration.store import Store
+
+from . import admin, auth
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
@@ -19,6 +23,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app = Flask(__name__)
     app.config["LEADLIFT_SETTINGS"] = settings
     app.extensions["leadlift_store"] = store
+    auth.configure(app, settings)
+    csrf = CSRFProtect(app)
+
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(admin.bp)
+    # Blueprints called by machines, not browsers, carry their own authentication.
+    for machine in ():
+        csrf.exempt(machine)
 
     @app.get("/healthz")
     def healthz():
@@ -43,3 +55,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         return jsonify(build_status(store))
 
     return app
+
+
+def app_store() -> Store:
+    """The store of the app serving the current request."""
+    from flask import current_app
+
+    return current_app.extensions["leadlift_store"]
+
+
+def app_settings() -> Settings:
+    from flask import current_app
+
+    return current_app.config["LEADLIFT_SETTINGS"]
