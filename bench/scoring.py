@@ -2,7 +2,7 @@
 
     python -m bench.scoring [--leads 1000000] [--train-leads 200000] [--seed 7]
                             [--database-url URL] [--quick] [--rescore-after-minutes 15]
-                            [--profile]
+                            [--profile] [--workers N [--broker-url URL] [--chunk-leads N]]
 
 Measures ``integration.scoring.score_leads(store, connection_id, now, progress)``
 exactly as the pipeline calls it: it loads the connection's rows from the store
@@ -45,7 +45,7 @@ parent's size at the fork; ``ru_maxrss`` is the fallback elsewhere).
   open lead (converted leads are closed and not scored: about 97% of the world)
   gets a row, with its TreeSHAP reasons: the most a pass ever computes and writes.
 * ``rescore``: a second pass ``--rescore-after-minutes`` later (default: the
-  pipeline's cycle, ``cycle_every_minutes``; 0 skips it), in another child. It
+  incremental sync interval, ``sync_every_minutes``; 0 skips it), in another child. It
   reads every lead's latest score back and recomputes everything for every lead,
   but writes (and explains) only the leads whose score, bucket, action, segment or
   queue moved: the steady state of a running install.
@@ -53,6 +53,11 @@ parent's size at the fork; ``ru_maxrss`` is the fallback elsewhere).
 Per-stage seconds come from wrapping the functions a pass calls (``STAGES``: wall
 time, inclusive, so nested stages overlap); ``--profile`` also prints the top of a
 cProfile of the pass (slower).
+
+``--workers N`` runs the measured pass through N Celery worker processes on
+Redis and PostgreSQL instead (`bench.scoring_workers`): the pass is planned into
+chunks, the workers stage them as a group, a chord finishes the pass; the JSON
+adds ``workers`` and ``chunks``.
 
 Targets (the issue): 1,000,000 leads in at most 30 s and 3 GiB peak on 2 cores.
 
@@ -113,10 +118,10 @@ STAGES = (
     ("integration.scoring", None, "model_sets"),
     ("integration.scoring", None, "load_frames"),
     ("integration.modeling.hygiene", None, "clean_frames"),
-    ("integration.scoring", None, "_latest"),
+    ("integration.scoring", None, "latest"),
     ("integration.features", "FeatureBuilder", "__init__"),
     ("integration.features", "FeatureBuilder", "build"),
-    ("integration.scoring", None, "_context"),
+    ("integration.scoring", None, "lead_context"),
     ("integration.scoring", None, "score_chunk"),
     ("integration.modeling.propensity", "PropensityModel", "predict_proba"),
     ("integration.modeling.rules", "RulesModel", "predict_proba"),
@@ -131,7 +136,7 @@ STAGES = (
     ("integration.scoring", None, "_reasons"),
     ("integration.modeling.propensity", "PropensityModel", "reasons"),
     ("integration.modeling.rules", "RulesModel", "reasons"),
-    ("integration.scoring", None, "_uplift_json"),
+    ("integration.scoring", None, "uplift_json"),
     ("integration.scoring", None, "_insert"),
     ("integration.scoring", None, "_save_baseline"),
 )
@@ -601,6 +606,30 @@ def _run(args: argparse.Namespace, home: Path, targets: list[Target]) -> dict[st
     setup_seconds = time.perf_counter() - setup_started
     say(f"setup done in {setup_seconds:.1f} s (parent peak RSS {peak_rss_mb():,.0f} MB)")
 
+    if args.workers:
+        from bench.scoring_workers import measure_workers
+
+        say(f"scoring pass through {args.workers} Celery worker process(es) on {args.broker_url}")
+        first = measure_workers(
+            target.url, "bench", now, args.workers, args.broker_url, args.chunk_leads, home
+        )
+        say(
+            f"scored {first['leads']:,} leads in {first['seconds']:.1f} s over "
+            f"{first['chunks']} chunks, wrote {first['rows_written']:,} rows, "
+            f"peak worker RSS {first['peak_rss_mb']:,.0f} MB"
+        )
+        return {
+            "leads": first["leads"],
+            "seconds": round(first["seconds"], 2),
+            "leads_per_s": round(first["leads"] / first["seconds"]),
+            "peak_rss_mb": round(first["peak_rss_mb"]),
+            "workers": args.workers,
+            "chunks": first["chunks"],
+            "rows_written": first["rows_written"],
+            "setup_seconds": round(setup_seconds, 1),
+            "database": "postgresql",
+            "cpus": os.cpu_count(),
+        }
     say("scoring pass (fresh child process)")
     first = measure(target.url, connection_id, now, args.profile)
     say(
@@ -671,11 +700,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--rescore-after-minutes",
         type=int,
-        default=load_settings().cycle_every_minutes,
+        default=load_settings().sync_every_minutes,
         help="time a second pass this much later (the pipeline's cycle; 0: skip)",
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the measured pass")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="run the pass through this many Celery worker processes (Redis + PostgreSQL)",
+    )
+    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument(
+        "--chunk-leads", type=int, default=100_000, help="leads per chunk task (--workers)"
+    )
     args = parser.parse_args(argv)
+    if args.workers and args.database_url is None:
+        args.database_url = "postgresql+psycopg://127.0.0.1:5432/test"
     if args.quick:
         args.leads = min(args.leads, QUICK_LEADS)
     result = run(args)

@@ -294,18 +294,14 @@ def sync(connection: str | None, objects: tuple[str, ...]) -> None:
 @handled
 def readiness(connection: str | None, as_json: bool) -> None:
     """The data-readiness checklist: can this history support an ML score?"""
+    from integration.admin_views import readiness_report
     from integration.connections import get_connection
-    from integration.features import load_frames
-    from integration.modeling import assess
-    from integration.modeling.readiness import latest_unmapped
     from integration.store.models import utcnow
 
     settings = _settings()
     store = _store(settings)
     conn = get_connection(store, connection)
-    frames = load_frames(store, conn.id)
-    report = assess(frames, utcnow(), unmapped=latest_unmapped(store, conn.id))
-    data = report.as_dict() | {"hygiene": frames.hygiene.as_dict() if frames.hygiene else None}
+    data = readiness_report(store, conn.id, utcnow())
     if as_json:
         _print_json(data)
         return
@@ -321,11 +317,11 @@ def readiness(connection: str | None, as_json: bool) -> None:
     out.print(table)
     verdict = "ML model" if data["mode"] == "ml" else "rules/fit score (below the floor)"
     out.print(f"mode: {verdict}: {data['why']}", highlight=False)
-    if frames.hygiene is not None:
-        h = frames.hygiene
+    if data.get("hygiene"):
+        h = data["hygiene"]
         out.print(
-            f"hygiene: {h.merged} duplicate leads collapsed ({h.duplicates}), "
-            f"unmapped values {h.unmapped or 'none'} — nothing is written back",
+            f"hygiene: {h['merged']} duplicate leads collapsed ({h['duplicates']}), "
+            f"unmapped values {h['unmapped'] or 'none'} — nothing is written back",
             highlight=False,
         )
 
@@ -437,19 +433,16 @@ def fields_install(connection: str | None, dry_run: bool) -> None:
     """Create leadlift's custom fields and grant access to them (existing ones are kept)."""
     from integration.connections import build_connector, get_connection
     from integration.fields import field_specs
-    from integration.install import install_fields
-    from integration.pipeline import tracked
+    from integration.pipeline import install_configured_fields, tracked
 
     settings = _settings()
     store = _store(settings)
     conn = get_connection(store, connection)
     connector = build_connector(store, settings, conn)
     with tracked(store, conn, connector):
-        report = install_fields(
-            store, conn, connector, list(field_specs(settings).values()), dry_run=dry_run,
-            layouts=settings.salesforce_layouts,
-            list_view_field=settings.fields.lead_score if settings.salesforce_list_view else None,
-        )  # fmt: skip
+        report = install_configured_fields(
+            store, settings, conn, connector, list(field_specs(settings).values()), dry_run
+        )
     verb = "would create" if dry_run else "created"
     for component in report.components:
         out.print(f"{verb:>12}  {component.kind:<26} {component.name}", highlight=False)
@@ -880,12 +873,23 @@ def sandbox_serve(leads: int, seed: int, port: int, host: str) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--dev", is_flag=True, help="Flask's development server instead of gunicorn.")
 @handled
-def web(host: str, port: int) -> None:
-    """Run the web app (development server; the Procfile runs gunicorn)."""
-    from integration.web import create_app
+def web(host: str, port: int, workers: int, dev: bool) -> None:
+    """Serve the web app (OAuth connect, webhooks, admin UI, /metrics) under gunicorn."""
+    settings = _settings()
+    if dev:
+        from integration.web import create_app
 
-    create_app(_settings()).run(host=host, port=port)
+        create_app(settings).run(host=host, port=port)
+        return
+    from integration.web.server import serve
+
+    # With a broker, the web process hands webhook events to the workers: the app
+    # with Celery's dispatch installed, named as the Procfile names it.
+    app = "tasks.webhooks:web_app()" if settings.broker_url else "integration.web:create_app()"
+    serve(app, f"{host}:{port}", workers)
 
 
 @cli.command()

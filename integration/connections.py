@@ -101,7 +101,8 @@ def _token_saver(store: Store, settings: Settings, connection_id: int):
         # Its own transaction: a rotated refresh token must survive a failed sync.
         with store.session() as session:
             row = session.get(Connection, connection_id)
-            if row is None:
+            # A refresh racing a disconnect must not bring the wiped tokens back.
+            if row is None or not row.tokens:
                 return
             merged = {**decrypt_tokens(settings, row.tokens), **new_tokens}
             row.tokens = encrypt_tokens(settings, merged)
@@ -110,8 +111,23 @@ def _token_saver(store: Store, settings: Settings, connection_id: int):
     return save
 
 
+def wipe_tokens(store: Store, connection_id: int, status: str = "disconnected") -> None:
+    """Forget a connection's tokens (the row and its synced data stay) and mark it."""
+    with store.session() as session:
+        row = session.get(Connection, connection_id)
+        if row is None:
+            return
+        row.tokens = None
+        row.status = status
+        row.updated_at = utcnow()
+
+
 def build_connector(store: Store, settings: Settings, connection: Connection) -> CRMConnector:
     """A live connector for a stored connection, wired to persist refreshed tokens."""
+    if not connection.tokens:
+        raise ConfigError(
+            f"connection {connection.name!r} has no tokens ({connection.status}): reconnect it"
+        )
     tokens = decrypt_tokens(settings, connection.tokens)
     options = connection.settings or {}
     verify: bool | str = options.get("verify", True)

@@ -29,6 +29,7 @@ from connectors.sandbox import SandboxConfig, SandboxCRM, SandboxServer, serve
 from integration.config import Settings
 from integration.connect import connect_hubspot_oauth, connect_salesforce_oauth
 from integration.connections import build_connector, get_connection
+from integration.demo_web import WebResult, summary_rows, tour_lines, web_tour
 from integration.experiment_readout import experiment_readout
 from integration.experiments.registry import create, start
 from integration.experiments.spec import parse_spec
@@ -294,13 +295,15 @@ def run_demo(
         console.print(f"sandbox CRM serving Salesforce and HubSpot APIs at {server.url}")
         for crm in wanted:
             results.append(_run_one(store, settings, server, config, world, crm, console))
+        console.rule("[bold]service: web app, webhooks, workers' chunked pass")
+        web = web_tour(store, settings, sandbox, server, [r.name for r in results], leads, console)
         stats = sandbox.stats()
     for result in results:
         result.api_calls = stats.get(result.crm, {}).get("total", 0)
     seconds = time.perf_counter() - started
-    _print_summary(console, results, seconds)
+    _print_summary(console, results, seconds, web)
     store.dispose()
-    return _summary(results, seconds)
+    return _summary(results, seconds) | {"service": summary_rows(web)}
 
 
 def _run_one(store, settings, server, config, world, crm, console) -> CrmResult:
@@ -466,7 +469,9 @@ def _write_cards(store: Store, settings: Settings, name: str) -> list[str]:
     return written
 
 
-def _print_summary(console: Console, results: list[CrmResult], seconds: float) -> None:
+def _print_summary(
+    console: Console, results: list[CrmResult], seconds: float, web: WebResult
+) -> None:
     table = Table(title="leadlift demo summary")
     for column in ("", *(r.crm for r in results)):
         table.add_column(column, justify="right" if column else "left")
@@ -502,6 +507,8 @@ def _print_summary(console: Console, results: list[CrmResult], seconds: float) -
     for label, fmt in rows:
         table.add_row(label, *(fmt(r) for r in results))
     console.print(table)
+    for line in tour_lines(web):
+        console.print(f"service: {line}", highlight=False)
     for r in results:
         for card in [*r.cards, *([r.readout["html"]] if r.readout else [])]:
             console.print(f"{r.crm}: model card {card}", highlight=False)

@@ -20,7 +20,8 @@ unsubscribe counts only when it arrives as a timestamped event
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -28,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, type_coerce
-from sqlalchemy.types import NullType
+from sqlalchemy import any_, bindparam, func, literal_column, select, type_coerce
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import NullType, String
 
 from connectors.base import ENGAGEMENT_KINDS
 from integration.store import Store
@@ -196,7 +198,23 @@ def read_frame(store: Store, statement: Any) -> pd.DataFrame:
     return _read(store, statement)
 
 
-def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None = None) -> Frames:
+def among(store: Store, column: Any, ids: Sequence[str]) -> Any:
+    """``column IN ids`` as one bound parameter whatever the count (a scoring chunk
+    holds 100,000 ids: more than a statement may bind one by one)."""
+    if store.dialect == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(String()), unique=True))
+    values = select(literal_column("value")).select_from(
+        func.json_each(bindparam("ids", json.dumps(list(ids)), unique=True))
+    )
+    return column.in_(values.scalar_subquery())
+
+
+def load_frames(
+    store: Store,
+    connection_id: int,
+    hygiene: HygieneConfig | None = None,
+    lead_ids: Sequence[str] | None = None,
+) -> Frames:
     """The connection's live rows, cleaned (see `integration.modeling.hygiene`).
 
     Args:
@@ -204,10 +222,20 @@ def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None 
         connection_id: whose rows.
         hygiene: the cleaning rules; by default the connection's
             ``settings["hygiene"]`` over the built-in defaults.
+        lead_ids: only these leads, their accounts and their events (a chunk of a
+            pass spread over workers: `integration.score_partition` makes chunks that
+            hold whole people and whole accounts, so cleaning and the account
+            features see what they would see over every lead).
     """
     # Imported here: integration.modeling's package imports modules that import this one.
-    from integration.modeling.hygiene import HygieneConfig, clean_frames
+    from integration.modeling.hygiene import clean_frames
 
+    def only(column: Any) -> tuple[Any, ...]:
+        return () if lead_ids is None else (among(store, column, lead_ids),)
+
+    accounts_of_leads = select(Lead.account_crm_id).where(
+        Lead.connection_id == connection_id, *only(Lead.crm_id)
+    )
     leads = _read(
         store,
         select(
@@ -215,7 +243,7 @@ def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None 
             Lead.first_name, Lead.last_name, Lead.company, Lead.title, Lead.phone, Lead.source,
             Lead.status, Lead.raw["lifecyclestage"].as_string().label("lifecycle"),
             Lead.created_at, Lead.converted_at, Lead.converted_contact_crm_id,
-        ).where(Lead.connection_id == connection_id, Lead.deleted.is_(False)),
+        ).where(Lead.connection_id == connection_id, Lead.deleted.is_(False), *only(Lead.crm_id)),
         shared=("crm_object", "account_crm_id", "email_domain", "first_name", "last_name",
                 "company", "title", "source", "status", "lifecycle", "converted_contact_crm_id"),
     )  # fmt: skip
@@ -224,37 +252,50 @@ def load_frames(store: Store, connection_id: int, hygiene: HygieneConfig | None 
         select(
             Account.crm_id, Account.domain, Account.industry, Account.employees,
             Account.size_band, Account.region, Account.tier,
-        ).where(Account.connection_id == connection_id, Account.deleted.is_(False)),
+        ).where(
+            Account.connection_id == connection_id, Account.deleted.is_(False),
+            *(() if lead_ids is None else (Account.crm_id.in_(accounts_of_leads),)),
+        ),
         shared=("industry", "size_band", "region", "tier"),
     )  # fmt: skip
     touches = _read(
         store,
         select(Touch.lead_crm_id, Touch.type, Touch.status, Touch.occurred_at).where(
-            Touch.connection_id == connection_id, Touch.deleted.is_(False)
+            Touch.connection_id == connection_id, Touch.deleted.is_(False), *only(Touch.lead_crm_id)
         ),
         shared=("lead_crm_id", "type", "status"),
     )
     engagements = _read(
         store,
         select(Engagement.lead_crm_id, Engagement.kind, Engagement.occurred_at).where(
-            Engagement.connection_id == connection_id, Engagement.deleted.is_(False)
+            Engagement.connection_id == connection_id,
+            Engagement.deleted.is_(False),
+            *only(Engagement.lead_crm_id),
         ),
         shared=("lead_crm_id", "kind"),
     )
     outcomes = _read(
         store,
         select(Outcome.lead_crm_id, Outcome.kind, Outcome.occurred_at).where(
-            Outcome.connection_id == connection_id, Outcome.deleted.is_(False)
+            Outcome.connection_id == connection_id,
+            Outcome.deleted.is_(False),
+            *only(Outcome.lead_crm_id),
         ),
         shared=("lead_crm_id", "kind"),
     )
-    if hygiene is None:
-        with store.session() as session:
-            connection = session.get(Connection, connection_id)
-            hygiene = HygieneConfig.from_settings(
-                (connection.settings or {}).get("hygiene") if connection else None
-            )
+    hygiene = hygiene or connection_hygiene(store, connection_id)
     return clean_frames(Frames(leads, accounts, touches, engagements, outcomes), hygiene)
+
+
+def connection_hygiene(store: Store, connection_id: int) -> HygieneConfig:
+    """The connection's ``settings["hygiene"]`` over the built-in cleaning rules."""
+    from integration.modeling.hygiene import HygieneConfig
+
+    with store.session() as session:
+        connection = session.get(Connection, connection_id)
+        return HygieneConfig.from_settings(
+            (connection.settings or {}).get("hygiene") if connection else None
+        )
 
 
 def frames_from_seed(seed: CrmSeed, hygiene: HygieneConfig | None = None) -> Frames:

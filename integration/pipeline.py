@@ -6,7 +6,7 @@ is recorded as a PipelineRun row with its figures or its error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from connectors.base import CRMConnector
+from connectors.base import CRMConnector, FieldSpec, InstallReport
 from integration.config import Settings
 from integration.connections import build_connector, get_connection
 from integration.errors import LeadliftError, ModelError
@@ -108,25 +108,48 @@ def run_sync(
     return out
 
 
+def install_configured_fields(
+    store: Store,
+    settings: Settings,
+    connection: Connection,
+    connector: CRMConnector,
+    specs: Sequence[FieldSpec],
+    dry_run: bool = False,
+) -> InstallReport:
+    """``install_fields`` with the page layouts and list view the settings ask for; a
+    real install is recorded as an ``install_fields`` pipeline run."""
+
+    def install() -> InstallReport:
+        return install_fields(
+            store, connection, connector, specs, dry_run=dry_run,
+            layouts=settings.salesforce_layouts,
+            list_view_field=settings.fields.lead_score if settings.salesforce_list_view else None,
+        )  # fmt: skip
+
+    if dry_run:
+        return install()
+    with recorded(store, connection.id, "install_fields") as stats:
+        report = install()
+        stats.update(
+            created=list(report.created),
+            existing=list(report.existing),
+            clashes=list(report.clashes),
+            components=[f"{c.kind} {c.name}" for c in report.components],
+        )
+    return report
+
+
 def ensure_written_fields(
     store: Store, settings: Settings, connection: Connection, connector: CRMConnector
 ) -> dict[str, Any]:
     """Make sure the fields the pipeline writes exist (once per connection and field)."""
     if {spec.name for spec in written_fields(settings)} <= ready_fields(connection):
         return {"checked": False}
-    with recorded(store, connection.id, "install_fields") as stats:
-        report = install_fields(
-            store, connection, connector, written_fields(settings),
-            layouts=settings.salesforce_layouts,
-            list_view_field=settings.fields.lead_score if settings.salesforce_list_view else None,
-        )  # fmt: skip
-        stats.update(
-            created=list(report.created),
-            existing=list(report.existing),
-            components=[f"{c.kind} {c.name}" for c in report.components],
-        )
-        if report.clashes:
-            raise LeadliftError("field type clash, not overwritten: " + "; ".join(report.clashes))
+    report = install_configured_fields(
+        store, settings, connection, connector, written_fields(settings)
+    )
+    if report.clashes:
+        raise LeadliftError("field type clash, not overwritten: " + "; ".join(report.clashes))
     return {
         "checked": True,
         "created": list(report.created),

@@ -36,6 +36,7 @@ from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best
 from integration.modeling.rules import guardrail_limits
 from integration.registry import active, load, shadows
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
+from integration.score_partition import neighbourhood
 from integration.store import Store
 from integration.store.models import ModelVersion, Score, utcnow
 
@@ -93,7 +94,7 @@ def latest_scores(store: Store, connection_id: int) -> list[Score]:
         return list(session.scalars(select(Score).join(newest, Score.id == newest.c.id)))
 
 
-def _latest(store: Store, connection_id: int, shadow: bool) -> pd.DataFrame:
+def latest(store: Store, connection_id: int, shadow: bool) -> pd.DataFrame:
     newest = newest_score_ids(connection_id, shadow)
     # The uplift model's version is read out of the JSON by the database, not per row here.
     version = Score.uplift["model_version"].as_integer().label("uplift_version")
@@ -142,14 +143,14 @@ def model_sets(store: Store, connection_id: int) -> list[Models]:
     return sets
 
 
-def _statuses(frames: Frames) -> pd.Series:
+def lead_statuses(frames: Frames) -> pd.Series:
     status = frames.leads.set_index("crm_id")["status"]
     return status[~status.index.duplicated()]
 
 
-def _context(frames: Frames | None, lead_ids: np.ndarray, statuses: pd.Series | None = None):
+def lead_context(frames: Frames | None, lead_ids: np.ndarray, statuses: pd.Series | None = None):
     """Per-lead CRM columns guardrails may read beyond the features (the lead status)."""
-    status = _statuses(frames) if statuses is None else statuses
+    status = lead_statuses(frames) if statuses is None else statuses
     return pd.DataFrame({"status": status.reindex(lead_ids).fillna("").to_numpy(dtype=object)})
 
 
@@ -251,6 +252,42 @@ def routed(
     }
 
 
+def items_text(models: Models, X: pd.DataFrame, guard_reasons: list[list[Reason]]) -> list[str]:
+    """Per row, the model's top reasons then the guardrails that moved the score, as the
+    inside of a JSON list (the route is appended once the pass is routed)."""
+    found = models.propensity.reasons(X, top=TOP_REASONS)
+    return [
+        ", ".join(json.dumps(r.as_dict()) for r in [*items, *guards])
+        for items, guards in zip(found, guard_reasons, strict=True)
+    ]
+
+
+def guarded(guard_reasons: list[list[Reason]]) -> np.ndarray:
+    return np.fromiter(
+        (any(r.code.startswith("guard.") for r in g) for g in guard_reasons),
+        dtype=bool,
+        count=len(guard_reasons),
+    )
+
+
+HELD = json.dumps(Reason("guard.bucket", "= bucket held by an ICP guardrail", 0.0).as_dict())
+
+
+def finish_reasons(
+    items: list[str], guarded: np.ndarray, scored: dict[str, Any], rows: np.ndarray
+) -> list[str]:
+    """The stored ``reasons`` JSON of ``rows``: their items, a guardrail holding the
+    routed bucket (unless a guardrail reason already says so: ``guarded``, aligned with
+    ``items``), the route."""
+    out = []
+    for text, flag, i in zip(items, guarded, rows, strict=True):
+        extra = [HELD] if scored["held"][i] and not flag else []
+        route = Reason("route", f"= {scored['route_reason'][i]}", 0.0)
+        parts = [text] if text else []
+        out.append('{"items": [' + ", ".join([*parts, *extra, json.dumps(route.as_dict())]) + "]}")
+    return out
+
+
 def _reasons(
     models: Models,
     builder: FeatureBuilder,
@@ -259,23 +296,18 @@ def _reasons(
     scored: dict[str, Any],
     rows: np.ndarray,
 ) -> list[str]:
-    """The stored ``reasons`` JSON of ``rows``: the model's top reasons, the guardrails
-    that moved the score, a guardrail holding the routed bucket, the route."""
+    """The stored ``reasons`` JSON of ``rows``, their features rebuilt a chunk at a time."""
     out: list[str] = []
     for start in range(0, len(rows), CHUNK):
         part = rows[start : start + CHUNK]
         X = builder.build(pd.DataFrame({"lead_crm_id": ids[part], "cutoff": now}))
-        found = models.propensity.reasons(X, top=TOP_REASONS)
-        for items, i in zip(found, part, strict=True):
-            extra = [*items, *scored["guard_reasons"][i]]
-            if scored["held"][i] and not any(r.code.startswith("guard.") for r in extra):
-                extra.append(Reason("guard.bucket", "= bucket held by an ICP guardrail", 0.0))
-            extra.append(Reason("route", f"= {scored['route_reason'][i]}", 0.0))
-            out.append(json.dumps({"items": [r.as_dict() for r in extra]}))
+        guards = [scored["guard_reasons"][i] for i in part]
+        items = items_text(models, X, guards)
+        out.extend(finish_reasons(items, guarded(guards), scored, part))
     return out
 
 
-def _uplift_json(models: Models, scored: dict[str, Any], rows: np.ndarray) -> list[str]:
+def uplift_json(models: Models, scored: dict[str, Any], rows: np.ndarray) -> list[str]:
     """``json.dumps({"model_version": …, "by_action": {action: uplift}})`` per row, the
     same text, each distinct number formatted once."""
     if scored["uplift"] is None:
@@ -342,51 +374,86 @@ def score_leads(
     now = now or utcnow()
     policy = policy or load_policy()
     sets = model_sets(store, connection_id)
-    frames = frames if frames is not None else load_frames(store, connection_id)
+    if frames is None:
+        # A few leads (a webhook's) read only what their scores depend on.
+        around = neighbourhood(store, connection_id, lead_ids) if lead_ids is not None else None
+        frames = load_frames(store, connection_id, lead_ids=around)
     # Converted leads are closed (and read-only in Salesforce): the score is for prospects.
     leads = frames.leads.loc[frames.leads["converted_at"].isna(), ["crm_id", "crm_object"]]
     if lead_ids is not None:
         leads = leads[leads["crm_id"].isin(lead_ids)]
     if leads.empty:
         raise ModelError("no open leads to score: run a sync first")
-    previous = {m.shadow: _latest(store, connection_id, m.shadow) for m in sets}
+    previous = {m.shadow: latest(store, connection_id, m.shadow) for m in sets}
     reference = previous[False]["propensity"].to_numpy(float) if lead_ids is not None else None
     ids = leads["crm_id"].to_numpy()
     objects = leads["crm_object"].to_numpy()
     parts: dict[bool, list[dict[str, Any]]] = {m.shadow: [] for m in sets}
     # What depends on the frames alone (lead attributes, sorted event streams) once.
     builder = FeatureBuilder(frames, pd.Series([now]))
-    statuses = _statuses(frames)
+    statuses = lead_statuses(frames)
     del frames, leads  # the builder holds what the pass still needs
     with ThreadPoolExecutor(WORKERS) as pool:
         for start in range(0, len(ids), CHUNK):
             chunk_ids = ids[start : start + CHUNK]
             X = builder.build(pd.DataFrame({"lead_crm_id": chunk_ids, "cutoff": now}))
-            context = _context(None, chunk_ids, statuses)
+            context = lead_context(None, chunk_ids, statuses)
             for models in sets:
                 parts[models.shadow].append(score_chunk(models, X, context, pool))
             if progress:
                 progress(len(chunk_ids))
-    written = shadow_written = 0
-    main: dict[str, Any] = {}
+    passes = []
     for models in sets:
         scored = _concat(parts[models.shadow])
+
+        def texts(rows: np.ndarray, models=models, scored=scored) -> tuple[list[str], list[str]]:
+            # Attributions and their text are costly: only for the rows written.
+            return (
+                uplift_json(models, scored, rows),
+                _reasons(models, builder, ids, now, scored, rows),
+            )
+
+        passes.append((models, scored, ids, objects, texts))
+    return route_and_write(
+        store, connection_id, passes, previous, policy, arms, reference, now, lead_ids is None
+    )
+
+
+Texts = Callable[[np.ndarray], tuple[list[str], list[str]]]
+
+
+def route_and_write(
+    store: Store,
+    connection_id: int,
+    passes: list[tuple[Models, dict[str, Any], np.ndarray, np.ndarray, Texts]],
+    previous: dict[bool, pd.DataFrame],
+    policy: RoutingPolicy,
+    arms: pd.DataFrame | None,
+    reference: np.ndarray | None,
+    now: datetime,
+    full_pass: bool,
+) -> ScoreStats:
+    """Route each model set's pass as a whole, append the rows that changed (their
+    texts from ``texts``), and report; the drift baseline is the first full pass."""
+    written = shadow_written = 0
+    main: dict[str, Any] = {}
+    for models, scored, ids, objects, texts in passes:
         scored |= routed(scored, ids, policy, arms, reference)
         keep = np.flatnonzero(_changed(previous[models.shadow], ids, scored, models))
-        _insert(store, connection_id, models, builder, ids, objects, scored, keep, now)
+        _insert(store, connection_id, models, ids, objects, scored, keep, now, texts)
         if models.shadow:
             shadow_written = len(keep)
         else:
-            written, main = len(keep), scored
-    first = sets[0]
+            written, main, main_ids = len(keep), scored, ids
+    first = passes[0][0]
     # The routed mix is fixed by percentiles; the model's own mix is what drifts, measured
     # against the mix of the first full pass the model made.
     baseline = (first.propensity_row.metrics or {}).get("scoring_baseline")
     drift = bucket_drift(main["probability_bucket"], policy, baseline) if baseline else None
-    if baseline is None and lead_ids is None:
+    if baseline is None and full_pass:
         _save_baseline(store, first.propensity_row, main["probability_bucket"], now)
     return ScoreStats(
-        scored=len(ids), written=written, model_version=first.propensity_row.version,
+        scored=len(main_ids), written=written, model_version=first.propensity_row.version,
         mean_propensity=float(np.mean(main["propensity"])), scored_at=now,
         uplift_version=first.uplift_row.version if first.uplift_row else None,
         mode=(first.propensity_row.params or {}).get("mode", "ml"),
@@ -406,8 +473,8 @@ def _save_baseline(store: Store, row: ModelVersion, buckets: np.ndarray, now: da
                           "scoring_baseline_at": now.isoformat()}  # fmt: skip
 
 
-def _insert(store, connection_id, models, builder, ids, objects, scored, keep, now) -> None:
-    """Append the ``keep`` rows a chunk at a time (their reasons computed then): one
+def _insert(store, connection_id, models, ids, objects, scored, keep, now, texts: Texts) -> None:
+    """Append the ``keep`` rows a chunk at a time (their texts made then): one
     statement, the pass's constants bound once, JSON serialised once per row."""
 
     write = _writer(
@@ -418,8 +485,7 @@ def _insert(store, connection_id, models, builder, ids, objects, scored, keep, n
     propensity = scored["propensity"].tolist()
     for start in range(0, len(keep), CHUNK):
         part = keep[start : start + CHUNK]
-        uplift = _uplift_json(models, scored, part)
-        reasons = _reasons(models, builder, ids, now, scored, part)
+        uplift, reasons = texts(part)
         rows = [
             (ids[i], objects[i], propensity[i], scored["bucket"][i], scored["action"][i],
              scored["segment"][i], scored["queue"][i], uplift[j], reasons[j])

@@ -24,11 +24,12 @@ recorded as pushed, the next run plans it again.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from connectors.base import CRMConnector, FieldUpdate, OwnerAssignment
 from integration.assignment import match_queue
@@ -254,13 +255,19 @@ def plan_writeback(
     connector: CRMConnector | None = None,
     arms: dict[str, str] | None = None,
     max_calls: int | None = None,
+    lead_ids: Collection[str] | None = None,
 ) -> WritebackPlan:
-    """Plan field updates (and, with a connector that has queues, owner changes)."""
+    """Plan field updates (and, with a connector that has queues, owner changes);
+    ``lead_ids`` restricts the plan to those leads (a webhook's re-scored lead)."""
     max_calls = max_calls if max_calls is not None else settings.writeback_max_calls
     pushed = _pushed_state(store, connection_id)
     versions = _versions(store, connection_id)
     arms = arms or {}
-    scores = latest_scores(store, connection_id)
+    scores = (
+        latest_scores(store, connection_id)
+        if lead_ids is None
+        else _latest_scores_of(store, connection_id, lead_ids)
+    )
     plan = WritebackPlan(max_calls=max_calls)
     updates: list[PlannedUpdate] = []
     for score in scores:
@@ -300,6 +307,22 @@ def plan_writeback(
     plan.owners = _within_budget(plan, owner_order, size, max_calls)
     plan.deferred_owners = len(owners) - len(plan.owners)
     return plan
+
+
+def _latest_scores_of(store: Store, connection_id: int, lead_ids: Collection[str]) -> list[Score]:
+    """The current scores of some leads only (a webhook's), without reading every lead's."""
+    newest = (
+        select(func.max(Score.id).label("id"))
+        .where(
+            Score.connection_id == connection_id,
+            Score.shadow.is_(False),
+            Score.lead_crm_id.in_(list(lead_ids)),
+        )
+        .group_by(Score.lead_crm_id)
+        .subquery()
+    )
+    with store.session() as session:
+        return list(session.scalars(select(Score).join(newest, Score.id == newest.c.id)))
 
 
 def _queue_ids(queues, names: set[str]) -> dict[str, str]:

@@ -251,8 +251,14 @@ def normalise_statuses(
     return out, unmapped
 
 
-def _canonical(leads: pd.DataFrame, config: HygieneConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Canonical row per lead row, and the rule that linked each merged row.
+def person_of(leads: pd.DataFrame, config: HygieneConfig) -> np.ndarray:
+    """The person (a component label) of each lead row: rows hygiene merges share one."""
+    return _people(leads, config)[0]
+
+
+def _people(leads: pd.DataFrame, config: HygieneConfig):
+    """Person label per row, whether each row is a converted lead's Contact, and the
+    key links (rows, key nodes, each key's rule) the labels came from.
 
     Records are nodes; each shared key (email, name@domain, converted-contact id) is
     a node too; connected components are the people.
@@ -301,7 +307,15 @@ def _canonical(leads: pd.DataFrame, config: HygieneConfig) -> tuple[np.ndarray, 
     col = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
     graph = coo_matrix((np.ones(row.shape[0]), (row, col)), shape=(offset, offset))
     _, label = connected_components(graph, directed=False)
-    person = label[:n]
+    return label[:n], is_target, (row, col, rule_of_key, offset)
+
+
+def _canonical(leads: pd.DataFrame, config: HygieneConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical row per lead row, and the rule that linked each merged row."""
+    n = len(leads)
+    ids = leads["crm_id"].astype(str).to_numpy()
+    person, is_target, (row, col, rule_of_key, offset) = _people(leads, config)
+    label = person
 
     created = pd.to_datetime(_column(leads, "created_at"), utc=True)
     created_ns = created.dt.tz_convert(None).to_numpy(dtype="datetime64[ns]").astype(np.int64)

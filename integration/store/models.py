@@ -303,6 +303,35 @@ class Score(Base):
     shadow: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class ScoreStage(Base):
+    """One lead's model output in a scoring pass spread over workers: each chunk task
+    stages its leads here; the pass's last task routes the whole pass (percentiles and
+    queue capacity need every lead), appends the changed rows to ``score`` and clears
+    the pass's stage rows."""
+
+    __tablename__ = "score_stage"
+    __table_args__ = (Index("ix_score_stage_pass", "pass_id", "shadow"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    pass_id: Mapped[str] = mapped_column(String(40))
+    connection_id: Mapped[int] = _connection_fk()
+    chunk: Mapped[int] = mapped_column(Integer)
+    shadow: Mapped[bool] = mapped_column(Boolean, default=False)
+    lead_crm_id: Mapped[str] = mapped_column(String(80))
+    crm_object: Mapped[str] = mapped_column(String(60))
+    propensity: Mapped[float] = mapped_column(Float)
+    probability_bucket: Mapped[str | None] = mapped_column(String(30))
+    floor: Mapped[int] = mapped_column(Integer)
+    cap: Mapped[int] = mapped_column(Integer)
+    best_action: Mapped[str | None] = mapped_column(String(60))
+    uplift_best: Mapped[float | None] = mapped_column(Float)
+    segment: Mapped[str | None] = mapped_column(String(30))
+    # Serialised JSON, finished by the last task: the uplift object, the reason items.
+    uplift: Mapped[str | None] = mapped_column(Text)
+    reasons: Mapped[str | None] = mapped_column(Text)
+    guarded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Writeback(Base):
     """The last values pushed to a CRM record, so only changes are pushed again."""
 

@@ -13,7 +13,7 @@ from integration.config import Settings, load_settings
 from integration.status import status as build_status
 from integration.store import Store
 
-from . import admin, auth
+from . import admin, auth, metrics, oauth, webhooks
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Flask:
@@ -28,8 +28,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(oauth.bp)
+    app.register_blueprint(webhooks.bp)
     # Blueprints called by machines, not browsers, carry their own authentication.
-    for machine in ():
+    for machine in (webhooks.bp,):
         csrf.exempt(machine)
 
     @app.get("/healthz")
