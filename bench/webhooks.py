@@ -414,7 +414,7 @@ def main() -> None:
     parser.add_argument("--debounce", type=float, default=1.0, help="debounce window, seconds")
     parser.add_argument("--workers", type=int, default=2, help="Celery worker processes")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--redis-db", type=int, default=13)
+    parser.add_argument("--redis-db", type=int, default=12)
     parser.add_argument("--wait", type=float, default=120, help="seconds to wait for writes")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--sqlite", action="store_true", help="store on SQLite, not PostgreSQL")

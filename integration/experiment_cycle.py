@@ -31,11 +31,17 @@ class ExperimentsStep:
 
     def arms(self) -> pd.DataFrame | None:
         """Arm and experiment per lead (index lead CRM id), for routing."""
-        if not self.labels:
-            return None
-        leads = list(self.labels)
-        experiment, arm = zip(*(self.labels[lead].rsplit("/", 1) for lead in leads), strict=True)
-        return pd.DataFrame({"arm": arm, "experiment": experiment}, index=pd.Index(leads))
+        return arms_frame(self.labels)
+
+
+def arms_frame(labels: dict[str, str] | None) -> pd.DataFrame | None:
+    """``{lead: "experiment/arm"}`` as routing reads it: ``arm`` and ``experiment``
+    columns indexed by lead CRM id (None when no lead has a label)."""
+    if not labels:
+        return None
+    leads = list(labels)
+    experiment, arm = zip(*(labels[lead].rsplit("/", 1) for lead in leads), strict=True)
+    return pd.DataFrame({"arm": arm, "experiment": experiment}, index=pd.Index(leads))
 
 
 def run_experiments(

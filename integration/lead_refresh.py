@@ -28,6 +28,7 @@ from integration.connections import build_connector
 from integration.errors import LeadliftError, ModelError
 from integration.pipeline import recorded, tracked
 from integration.routing import load_policy
+from integration.score_pass import pushed_arms
 from integration.scoring import score_leads
 from integration.store import Store
 from integration.store.models import Connection, Lead, WebhookEvent, utcnow
@@ -286,9 +287,12 @@ def _process(
     not_scored: str | None = None
     if ids:
         try:
+            # Leads in an experiment keep routing by the arm they show.
+            arms = pushed_arms(store, connection_id, settings.fields.experiment_arm, ids)
             stats = score_leads(
-                store, connection_id, lead_ids=ids, policy=load_policy(settings.routing_policy)
-            )
+                store, connection_id, lead_ids=ids, arms=arms,
+                policy=load_policy(settings.routing_policy),
+            )  # fmt: skip
             report.rescored = stats.scored
         except ModelError as exc:
             not_scored = exc.message

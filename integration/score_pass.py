@@ -27,7 +27,8 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 
 from integration.errors import ModelError
-from integration.features import FeatureBuilder, load_frames, read_frame
+from integration.experiment_cycle import arms_frame
+from integration.features import FeatureBuilder, among, load_frames, read_frame
 from integration.routing import RoutingPolicy, load_policy
 from integration.score_partition import plan_chunks
 from integration.scoring import (
@@ -47,6 +48,7 @@ from integration.scoring import (
     uplift_json,
 )
 from integration.store import Store
+from integration.store.bulk import copy_rows
 from integration.store.models import ScoreStage, Writeback
 
 log = logging.getLogger(__name__)
@@ -115,7 +117,7 @@ def stage_chunk(
     del frames, leads
     lap("prepare")
     table = ScoreStage.__table__
-    staged: list[dict[str, Any]] = []
+    staged: list[tuple[Any, ...]] = []
     with ThreadPoolExecutor(WORKERS) as pool:
         for start in range(0, len(ids), CHUNK):
             part_ids, part_objects = ids[start : start + CHUNK], objects[start : start + CHUNK]
@@ -125,14 +127,18 @@ def stage_chunk(
             for models in sets:
                 scored = score_chunk(models, X, context, pool)
                 lap("models")
-                for row in _stage_rows(models, X, part_ids, part_objects, scored):
-                    staged.append(dict(zip(STAGE_COLUMNS, row, strict=True), shadow=models.shadow))
+                fixed = (pass_id, connection_id, chunk, models.shadow)
+                staged.extend(
+                    fixed + row for row in _stage_rows(models, X, part_ids, part_objects, scored)
+                )
                 lap("reasons")
-    fixed = {"pass_id": pass_id, "connection_id": connection_id, "chunk": chunk}
+    names = ("pass_id", "connection_id", "chunk", "shadow", *STAGE_COLUMNS)
     with store.engine.begin() as connection:
         connection.execute(delete(table).where(table.c.pass_id == pass_id, table.c.chunk == chunk))
-        if staged:
-            connection.execute(insert(table).values(**fixed), staged)
+        if staged and store.dialect != "postgresql":
+            connection.execute(insert(table), [dict(zip(names, r, strict=True)) for r in staged])
+    if staged and store.dialect == "postgresql":
+        copy_rows(store, table, names, staged)
     lap("stage write")
     log.info(
         "pass %s chunk %d: %d leads staged; %s", pass_id, chunk, len(ids),
@@ -141,26 +147,25 @@ def stage_chunk(
     return len(ids)
 
 
-def pushed_arms(store: Store, connection_id: int, arm_field: str) -> pd.DataFrame | None:
-    """Arm and experiment per lead as leadlift last wrote them to the CRM: a pass on
-    its own routes with the arms the experiment step assigned and wrote."""
+def pushed_arms(
+    store: Store, connection_id: int, arm_field: str, lead_ids: list[str] | None = None
+) -> pd.DataFrame | None:
+    """Arm and experiment per lead (of ``lead_ids``, or every lead) as leadlift last
+    wrote them to the CRM: a pass on its own routes with the arms the experiment step
+    assigned and wrote."""
+    only = () if lead_ids is None else (among(store, Writeback.crm_id, lead_ids),)
     with store.session() as session:
         rows = session.execute(
             select(Writeback.crm_id, Writeback.field_values).where(
-                Writeback.connection_id == connection_id, Writeback.status == "ok"
+                Writeback.connection_id == connection_id, Writeback.status == "ok", *only
             )
         ).all()
-    labels = {
-        crm_id: str(values[arm_field])
-        for crm_id, values in rows
-        if values and values.get(arm_field) and "/" in str(values[arm_field])
-    }
-    if not labels:
-        return None
-    split = [labels[lead].rsplit("/", 1) for lead in labels]
-    return pd.DataFrame(
-        {"arm": [a for _, a in split], "experiment": [e for e, _ in split]},
-        index=pd.Index(list(labels)),
+    return arms_frame(
+        {
+            crm_id: str(values[arm_field])
+            for crm_id, values in rows
+            if values and values.get(arm_field) and "/" in str(values[arm_field])
+        }
     )
 
 
@@ -219,13 +224,17 @@ def finish_pass(
             )
 
         passes.append((models, scored, ids, stage["crm_object"].to_numpy(dtype=object), texts))
+    read = time.perf_counter()
     stats = route_and_write(
         store, connection_id, passes, previous, policy, arms, None, now, full_pass=True
     )
+    written = time.perf_counter()
     with store.engine.begin() as connection:
         connection.execute(delete(ScoreStage).where(ScoreStage.pass_id == pass_id))
     log.info(
-        "pass %s finished: %d leads routed, %d rows appended in %.1f s", pass_id, stats.scored,
-        stats.written, time.perf_counter() - started,
+        "pass %s finished: %d leads routed, %d rows appended in %.1f s (read %.1f s, route and "
+        "append %.1f s, clear %.1f s)", pass_id, stats.scored, stats.written,
+        time.perf_counter() - started, read - started, written - read,
+        time.perf_counter() - written,
     )  # fmt: skip
     return stats

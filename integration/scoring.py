@@ -38,6 +38,7 @@ from integration.registry import active, load, shadows
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
 from integration.score_partition import neighbourhood
 from integration.store import Store
+from integration.store.bulk import copy_rows
 from integration.store.models import ModelVersion, Score, utcnow
 
 CHUNK = 50_000
@@ -506,8 +507,9 @@ def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any
 
     On SQLite the driver's executemany gets plain tuples: what SQLAlchemy would bind,
     without its per-row parameter processing (the constants are converted once by
-    their columns' types; the per-row columns have no conversion on SQLite). Elsewhere
-    a Core executemany, the JSON text cast to the column's type."""
+    their columns' types; the per-row columns have no conversion on SQLite). On
+    PostgreSQL a COPY (the JSON text goes in as it is); elsewhere a Core executemany,
+    the JSON text cast to the column's type."""
     table = Score.__table__
     dialect = store.engine.dialect
     names = [*constants, *ROW_COLUMNS]
@@ -526,6 +528,14 @@ def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any
                 connection.exec_driver_sql(sql, [pick(fixed + row) for row in rows])
 
         return write
+
+    if store.dialect == "postgresql":
+        fixed_values = tuple(constants.values())
+
+        def write_copy(rows: list[tuple[Any, ...]]) -> None:
+            copy_rows(store, table, names, (fixed_values + row for row in rows))
+
+        return write_copy
 
     def json_text(name: str):
         param = bindparam(f"{name}_json", type_=Text())

@@ -240,14 +240,22 @@ def parse_hubspot(
     return out
 
 
-def portal_connections(store: Store) -> dict[str, int]:
+def _active_by_external_id(store: Store, crm: str) -> list[tuple[str, int]]:
+    """(org or portal id, connection id) of the active connections to ``crm``: a
+    disconnected one receives no events."""
     with store.session() as session:
         rows = session.execute(
             select(Connection.external_id, Connection.id).where(
-                Connection.crm == "hubspot", Connection.external_id.is_not(None)
+                Connection.crm == crm,
+                Connection.external_id.is_not(None),
+                Connection.status == "active",
             )
         ).all()
-    return {str(external): cid for external, cid in rows}
+    return [(str(external), cid) for external, cid in rows]
+
+
+def portal_connections(store: Store) -> dict[str, int]:
+    return dict(_active_by_external_id(store, "hubspot"))
 
 
 # ---- Salesforce Outbound Messages ------------------------------------------------------------
@@ -330,13 +338,7 @@ def parse_outbound(body: bytes, connections: dict[str, int]) -> tuple[str, list[
 
 
 def org_connections(store: Store) -> dict[str, int]:
-    with store.session() as session:
-        rows = session.execute(
-            select(Connection.external_id, Connection.id).where(
-                Connection.crm == "salesforce", Connection.external_id.is_not(None)
-            )
-        ).all()
-    return {org_key(external): cid for external, cid in rows}
+    return {org_key(external): cid for external, cid in _active_by_external_id(store, "salesforce")}
 
 
 # ---- the token-authenticated JSON endpoint ------------------------------------------------

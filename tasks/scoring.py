@@ -17,7 +17,7 @@ from celery import chord, group, shared_task
 
 from integration.connections import build_connector, get_connection
 from integration.errors import TransientError
-from integration.experiment_cycle import LIVE, run_experiments
+from integration.experiment_cycle import LIVE, arms_frame, run_experiments
 from integration.experiments.registry import list_experiments
 from integration.pipeline import ensure_written_fields, recorded, tracked
 from integration.routing import load_policy
@@ -34,18 +34,6 @@ from integration.writeback_plan import (
 from tasks.pipeline import MAX_RETRIES, opened, retry_later
 
 BATCH_RECORDS = 2_000
-
-
-def _labels_to_arms(labels: dict[str, str] | None):
-    if not labels:
-        return None
-    import pandas as pd
-
-    split = [labels[lead].rsplit("/", 1) for lead in labels]
-    return pd.DataFrame(
-        {"arm": [a for _, a in split], "experiment": [e for e, _ in split]},
-        index=pd.Index(list(labels)),
-    )
 
 
 @shared_task(name="leadlift.score")
@@ -98,7 +86,7 @@ def finish_pass_task(
 ) -> dict[str, Any]:
     """Route the staged pass, append what changed, then start the write-back."""
     with opened() as (settings, store):
-        arms = _labels_to_arms(labels)
+        arms = arms_frame(labels)
         if arms is None:
             arms = pushed_arms(store, connection_id, settings.fields.experiment_arm)
         with recorded(store, connection_id, "score") as stats:
