@@ -19,7 +19,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,7 @@ from integration.scoring import (
 )
 from integration.store import Store
 from integration.store.bulk import copy_rows
-from integration.store.models import ScoreStage, Writeback
+from integration.store.models import ScoreStage, Writeback, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,27 @@ class PassPlan:
         return sum(len(c) for c in self.chunks)
 
 
-def plan_pass(store: Store, connection_id: int, chunk_leads: int) -> PassPlan:
-    """A new pass id and its chunks (lead crm ids, merged duplicates included)."""
-    return PassPlan(uuid.uuid4().hex, plan_chunks(store, connection_id, chunk_leads))
+# A pass whose finish never ran (a chunk failed for good) leaves its stage rows; they
+# are cleared once this old. Pass ids start with their start time, so age is a prefix.
+STALE_AFTER = timedelta(days=1)
+PASS_TIME = "%Y%m%dT%H%M%S"
+
+
+def plan_pass(
+    store: Store, connection_id: int, chunk_leads: int, now: datetime | None = None
+) -> PassPlan:
+    """A new pass id and its chunks (lead crm ids, merged duplicates included); stage
+    rows of this connection's passes that never finished are cleared."""
+    started = now or utcnow()
+    stale = (started - STALE_AFTER).strftime(PASS_TIME)
+    with store.engine.begin() as connection:
+        connection.execute(
+            delete(ScoreStage).where(
+                ScoreStage.connection_id == connection_id, ScoreStage.pass_id < stale
+            )
+        )
+    pass_id = f"{started.strftime(PASS_TIME)}-{uuid.uuid4().hex[:16]}"
+    return PassPlan(pass_id, plan_chunks(store, connection_id, chunk_leads))
 
 
 def _stage_rows(

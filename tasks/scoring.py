@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import chord, group, shared_task
+from sqlalchemy.exc import OperationalError
 
 from integration.connections import build_connector, get_connection
 from integration.errors import TransientError
@@ -52,7 +53,7 @@ def score_task(
         if any(e.status in LIVE for e in list_experiments(store, connection.id)):
             # Assign new units first, so the pass routes (and writes) their arms.
             labels = run_experiments(store, connection.id, moment).labels
-        plan = plan_pass(store, connection.id, chunk_leads or settings.score_chunk_leads)
+        plan = plan_pass(store, connection.id, chunk_leads or settings.score_chunk_leads, moment)
     stamp = moment.isoformat()
     header = group(
         stage_chunk_task.s(connection.id, plan.pass_id, n, ids, stamp)
@@ -65,7 +66,14 @@ def score_task(
             "chunks": len(plan.chunks), "leads": plan.leads, "finish_task": result.id}  # fmt: skip
 
 
-@shared_task(name="leadlift.stage_chunk", ignore_result=False, max_retries=MAX_RETRIES)
+# A lost database connection (a failover, a restart) is worth a retry; a bug is not.
+@shared_task(
+    name="leadlift.stage_chunk",
+    ignore_result=False,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=MAX_RETRIES,
+)
 def stage_chunk_task(
     connection_id: int, pass_id: str, chunk: int, lead_ids: list[str], now: str
 ) -> int:
@@ -75,7 +83,13 @@ def stage_chunk_task(
         )
 
 
-@shared_task(name="leadlift.finish_pass", ignore_result=False)
+@shared_task(
+    name="leadlift.finish_pass",
+    ignore_result=False,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=MAX_RETRIES,
+)
 def finish_pass_task(
     staged: list[int],
     connection_id: int,

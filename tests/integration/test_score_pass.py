@@ -46,8 +46,14 @@ def test_a_chunked_pass_writes_what_a_single_pass_would(world, tmp_path) -> None
         connection = get_connection(rig.store, name)
         later = NOW + timedelta(days=3)
 
+        # What a pass whose finish never ran leaves behind, days ago.
+        ids = sorted(load_frames(rig.store, connection.id).leads["crm_id"])[:50]
+        assert stage_chunk(rig.store, connection.id, "20200101T000000-lost", 0, ids, later)
         plan = plan_pass(rig.store, connection.id, chunk_leads=700)
         assert len(plan.chunks) >= 4
+        with rig.store.session() as session:
+            left = select(func.count()).where(ScoreStage.pass_id == "20200101T000000-lost")
+            assert session.scalar(left) == 0
         frames = load_frames(rig.store, connection.id)
         assert plan.leads == len(frames.leads) + len(frames.aliases)
         staged = [
