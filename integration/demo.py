@@ -296,7 +296,9 @@ def run_demo(
         for crm in wanted:
             results.append(_run_one(store, settings, server, config, world, crm, console))
         console.rule("[bold]service: web app, webhooks, workers' chunked pass")
-        web = web_tour(store, settings, sandbox, server, [r.name for r in results], leads, console)
+        web = web_tour(
+            store, settings, sandbox, server, {r.crm: r.connection for r in results}, leads, console
+        )
         stats = sandbox.stats()
     for result in results:
         result.api_calls = stats.get(result.crm, {}).get("total", 0)

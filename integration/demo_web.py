@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 from rich.console import Console
 
 from connectors.sandbox import SandboxCRM, SandboxServer
@@ -65,12 +66,12 @@ def web_settings(settings: Settings, sandbox: SandboxCRM, port: int) -> Settings
     base = f"http://127.0.0.1:{port}"
     return settings.model_copy(
         update={
-            "admin_password": "demo-admin",
+            "admin_password": SecretStr("demo-admin"),
             "salesforce_client_id": sandbox.config.salesforce_client_id,
-            "salesforce_client_secret": sandbox.config.salesforce_client_secret,
+            "salesforce_client_secret": SecretStr(sandbox.config.salesforce_client_secret),
             "salesforce_redirect_uri": f"{base}/oauth/salesforce/callback",
             "hubspot_client_id": sandbox.config.hubspot_client_id,
-            "hubspot_client_secret": sandbox.config.hubspot_client_secret,
+            "hubspot_client_secret": SecretStr(sandbox.config.hubspot_client_secret),
             "hubspot_redirect_uri": f"{base}/oauth/hubspot/callback",
         }
     )
@@ -165,10 +166,11 @@ def web_tour(
     settings: Settings,
     sandbox: SandboxCRM,
     server: SandboxServer,
-    names: list[str],
+    connections: dict[str, str],
     leads: int,
     console: Console,
 ) -> WebResult:
+    """``connections``: the demo's connection name per CRM."""
     result = WebResult()
     port = _free_port()
     settings = web_settings(settings, sandbox, port)
@@ -177,16 +179,16 @@ def web_tour(
         web = requests.Session()
         login = web.get(f"{base}/login").text
         web.post(f"{base}/login", data={"csrf_token": _csrf(login), "password": "demo-admin"})
-        paths = [*ADMIN_PAGES, *(f"/readiness/{n}" for n in names)]
+        paths = [*ADMIN_PAGES, *(f"/readiness/{n}" for n in connections.values())]
         result.pages = len(paths)
         result.pages_ok = sum(web.get(f"{base}{p}").status_code == 200 for p in paths)
-        if "salesforce" in names:
+        if "salesforce" in connections:
             _connect_through_browser(web, base, server, result)
-        if "hubspot" in names:
-            _webhook(base, store, settings, sandbox, "hubspot", result)
+        if "hubspot" in connections:
+            _webhook(base, store, settings, sandbox, connections["hubspot"], result)
         metrics = requests.get(f"{base}/metrics").text
         result.metric_families = sum(1 for _ in text_string_to_metric_families(metrics))
-    _chunked_pass(store, settings, names[0], leads, result)
+    _chunked_pass(store, settings, next(iter(connections.values())), leads, result)
     for line in tour_lines(result):
         console.print(line, highlight=False)
     return result

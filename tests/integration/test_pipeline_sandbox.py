@@ -165,3 +165,9 @@ def test_the_demo_reads_its_written_fields_back_from_the_sandbox(settings, open_
         assert result["components_installed"] == {"salesforce": 40, "hubspot": 10}[crm]
     assert summary["fields_read_back"] == 400
     assert summary["api_calls"] > 0 and summary["leads_synced"] == 6000
+    # The service tour: admin pages, a web OAuth connect, a webhook that lands, a
+    # chunked pass that writes what one process would.
+    service = summary["service"]
+    assert service["admin_pages_ok"] == "8/8" and service["web_oauth_connect"] is True
+    assert service["webhook_to_field_ms"] is not None and service["metric_families"] > 5
+    assert service["chunked_pass_chunks"] >= 2 and service["single_pass_rewrites"] == 0
