@@ -942,10 +942,24 @@ def _score_tests(
     zv = Z1.astype(np.float32) * v.astype(np.float32)[:, None]
     out = np.ones(len(candidates))
     steps: dict[int, np.ndarray] = {}
+    full: np.ndarray | None = None
     for a in np.unique([c[0] for c in candidates]):
         wa = w[:, a]
         # W'VZ for every block at once, (sum k, q); single precision as in _gram.
-        cross_all = ((every_32 * wa.astype(np.float32)[:, None]).T @ zv).astype(np.float64)
+        levels = np.unique(wa)
+        if levels.size == 2:
+            # A centred arm indicator takes two values: W'VZ is the product over every
+            # row (shared by the groups) at one value, plus the smaller set of rows at
+            # the difference, which reads a fraction of the rows per group.
+            if full is None:
+                full = (every_32.T @ zv).astype(np.float64)
+            first = wa == levels[0]
+            small = first if first.sum() <= first.size // 2 else ~first
+            base, other = float(wa[~small][0]), float(wa[small][0])
+            part = (every_32[small].T @ zv[small]).astype(np.float64)
+            cross_all = base * full + (other - base) * part
+        else:
+            cross_all = ((every_32 * wa.astype(np.float32)[:, None]).T @ zv).astype(np.float64)
         score_all = every.T @ (wa * residual)
         vww = v * wa * wa
         for i, (group, j) in enumerate(candidates):
@@ -956,8 +970,12 @@ def _score_tests(
             cross = cross_all[cols]
             info = (B * vww[:, None]).T @ B + penalty * np.eye(sizes[j]) - cross @ h_inv @ cross.T
             score = score_all[cols]
-            step = np.linalg.pinv(info, hermitian=True) @ score
-            rank = np.linalg.matrix_rank(info, hermitian=True)
-            out[i] = chi2.sf(float(score @ step), max(rank, 1))
+            # One eigendecomposition gives both the pseudo-inverse and the rank (the
+            # tolerance is numpy's matrix_rank default).
+            values, vectors = np.linalg.eigh(info)
+            size = np.abs(values)
+            kept = size > size.max(initial=0.0) * sizes[j] * np.finfo(float).eps
+            step = (vectors[:, kept] / values[kept]) @ (vectors[:, kept].T @ score)
+            out[i] = chi2.sf(float(score @ step), max(int(kept.sum()), 1))
             steps[i] = step
     return out, steps
