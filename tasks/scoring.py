@@ -66,14 +66,17 @@ def score_task(
             "chunks": len(plan.chunks), "leads": plan.leads, "finish_task": result.id}  # fmt: skip
 
 
-# A lost database connection (a failover, a restart) is worth a retry; a bug is not.
-@shared_task(
-    name="leadlift.stage_chunk",
-    ignore_result=False,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=MAX_RETRIES,
-)
+# The chord counts its chunks' results, so they are kept. A lost database connection
+# (a failover, a restart) is worth a retry; a bug is not.
+CHORD_PART = {
+    "ignore_result": False,
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "max_retries": MAX_RETRIES,
+}
+
+
+@shared_task(name="leadlift.stage_chunk", **CHORD_PART)
 def stage_chunk_task(
     connection_id: int, pass_id: str, chunk: int, lead_ids: list[str], now: str
 ) -> int:
@@ -83,13 +86,7 @@ def stage_chunk_task(
         )
 
 
-@shared_task(
-    name="leadlift.finish_pass",
-    ignore_result=False,
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=MAX_RETRIES,
-)
+@shared_task(name="leadlift.finish_pass", **CHORD_PART)
 def finish_pass_task(
     staged: list[int],
     connection_id: int,
