@@ -270,6 +270,11 @@ class Settings(BaseSettings):
         return Fernet(self.fernet_key)
 
 
+def secret_value(value: SecretStr | None) -> str | None:
+    """A secret setting's text, or None when it is not set."""
+    return value.get_secret_value() if value is not None else None
+
+
 def _env_name(loc: tuple[Any, ...]) -> str:
     return ENV_PREFIX + "__".join(str(part) for part in loc).upper()
 

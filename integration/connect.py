@@ -21,7 +21,7 @@ from connectors.hubspot import HubSpotConnector, HubSpotCredentials
 from connectors.hubspot import auth as hubspot_auth
 from connectors.salesforce import SalesforceConnector, SalesforceCredentials
 from connectors.salesforce import auth as salesforce_auth
-from integration.config import Settings
+from integration.config import Settings, secret_value
 from integration.connections import decrypt_tokens, get_connection, save_connection, wipe_tokens
 from integration.errors import ConfigError
 from integration.oauth_cli import browser_login
@@ -34,10 +34,6 @@ SALESFORCE_REVOKE_PATH = "/services/oauth2/revoke"
 # Revoking a HubSpot refresh token ("archive" in hubspot-api-client) also ends its access tokens.
 HUBSPOT_REFRESH_TOKEN_PATH = "/oauth/v1/refresh-tokens/{token}"
 HUBSPOT_API_DOMAIN = "hubapi.com"
-
-
-def _secret(value) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 def _require(value: str | None, name: str) -> str:
@@ -59,14 +55,14 @@ def salesforce_app(settings: Settings) -> tuple[str, str | None]:
     """The configured Salesforce client id and (optional, with PKCE) secret."""
     return (
         _require(settings.salesforce_client_id, "LEADLIFT_SALESFORCE_CLIENT_ID"),
-        _secret(settings.salesforce_client_secret),
+        secret_value(settings.salesforce_client_secret),
     )
 
 
 def hubspot_app(settings: Settings) -> tuple[str, str]:
     return (
         _require(settings.hubspot_client_id, "LEADLIFT_HUBSPOT_CLIENT_ID"),
-        _require(_secret(settings.hubspot_client_secret), "LEADLIFT_HUBSPOT_CLIENT_SECRET"),
+        _require(secret_value(settings.hubspot_client_secret), "LEADLIFT_HUBSPOT_CLIENT_SECRET"),
     )
 
 

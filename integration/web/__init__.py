@@ -58,16 +58,3 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         return jsonify(build_status(store))
 
     return app
-
-
-def app_store() -> Store:
-    """The store of the app serving the current request."""
-    from flask import current_app
-
-    return current_app.extensions["leadlift_store"]
-
-
-def app_settings() -> Settings:
-    from flask import current_app
-
-    return current_app.config["LEADLIFT_SETTINGS"]

@@ -22,6 +22,7 @@ from integration.registry import get_version, versions
 from integration.store.models import Connection, utcnow
 
 from .auth import admin_required
+from .context import app_settings, app_store
 
 bp = Blueprint("admin", __name__)
 
@@ -55,30 +56,18 @@ def not_found(error: NotFoundError):
     return render_template("not_found.html", message=error.message), 404
 
 
-def _store():
-    from . import app_store
-
-    return app_store()
-
-
-def _settings():
-    from . import app_settings
-
-    return app_settings()
-
-
 def _connection(name: str) -> Connection:
-    return get_connection(_store(), name)
+    return get_connection(app_store(), name)
 
 
 def _per_connection(read) -> list[tuple[Connection, Any]]:
-    return [(c, read(c)) for c in list_connections(_store())]
+    return [(c, read(c)) for c in list_connections(app_store())]
 
 
 @bp.get("/")
 @admin_required
 def index():
-    health = admin_views.connection_health(_store(), _settings(), utcnow())
+    health = admin_views.connection_health(app_store(), app_settings(), utcnow())
     return render_template("index.html", connections=health)
 
 
@@ -90,7 +79,9 @@ def fields(connection: str):
     apply = request.method == "POST"
     report, error = None, None
     try:
-        report = admin_views.install_written_fields(_store(), _settings(), row, dry_run=not apply)
+        report = admin_views.install_written_fields(
+            app_store(), app_settings(), row, dry_run=not apply
+        )
     except LeadliftError as exc:  # the CRM refused or is unreachable: say so on the page
         error = exc.message
     status = 502 if error else 200
@@ -103,14 +94,14 @@ def fields(connection: str):
 @admin_required
 def readiness(connection: str):
     row = _connection(connection)
-    report = admin_views.readiness_report(_store(), row.id, utcnow())
+    report = admin_views.readiness_report(app_store(), row.id, utcnow())
     return render_template("readiness.html", connection=row, report=report)
 
 
 @bp.get("/models")
 @admin_required
 def models():
-    rows = _per_connection(lambda c: versions(_store(), c.id))
+    rows = _per_connection(lambda c: versions(app_store(), c.id))
     return render_template("models.html", connections=rows)
 
 
@@ -118,21 +109,21 @@ def models():
 @admin_required
 def model(connection: str, kind: str, version: int):
     row = _connection(connection)
-    found = get_version(_store(), row.id, kind, version)
+    found = get_version(app_store(), row.id, kind, version)
     return render_template("model.html", connection=row, model=found)
 
 
 @bp.get("/models/<connection>/<kind>/<int:version>/card.html")
 @admin_required
 def model_card(connection: str, kind: str, version: int):
-    found = get_version(_store(), _connection(connection).id, kind, version)
+    found = get_version(app_store(), _connection(connection).id, kind, version)
     return Response(html_card(found), content_type="text/html; charset=utf-8")
 
 
 @bp.get("/experiments")
 @admin_required
 def experiments():
-    rows = _per_connection(lambda c: [describe(e) for e in list_experiments(_store(), c.id)])
+    rows = _per_connection(lambda c: [describe(e) for e in list_experiments(app_store(), c.id)])
     return render_template("experiments.html", connections=rows)
 
 
@@ -143,7 +134,7 @@ def readout(connection: str):
     itself, with its plots, is the embedded ``readout.html``."""
     row = _connection(connection)
     key = request.args.get("key") or None
-    experiment = describe(get_experiment(_store(), row.id, key)) if key else None
+    experiment = describe(get_experiment(app_store(), row.id, key)) if key else None
     return render_template("readout.html", connection=row, key=key, experiment=experiment)
 
 
@@ -151,21 +142,23 @@ def readout(connection: str):
 @admin_required
 def readout_page(connection: str):
     key = request.args.get("key") or None
-    result = experiment_readout(_store(), _connection(connection).id, key, _settings(), html=True)
+    result = experiment_readout(
+        app_store(), _connection(connection).id, key, app_settings(), html=True
+    )
     return Response(result["html"], content_type="text/html; charset=utf-8")
 
 
 @bp.get("/queues")
 @admin_required
 def queues():
-    rows = _per_connection(lambda c: admin_views.queue_volumes(_store(), c.id))
+    rows = _per_connection(lambda c: admin_views.queue_volumes(app_store(), c.id))
     return render_template("queues.html", connections=rows)
 
 
 @bp.get("/events")
 @admin_required
 def events():
-    store = _store()
+    store = app_store()
     return render_template(
         "events.html",
         webhooks=admin_views.recent_webhook_events(store),

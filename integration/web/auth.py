@@ -15,7 +15,6 @@ from flask import (
     Blueprint,
     Flask,
     abort,
-    current_app,
     redirect,
     render_template,
     request,
@@ -24,6 +23,8 @@ from flask import (
 )
 
 from integration.config import Settings
+
+from .context import app_settings
 
 bp = Blueprint("auth", __name__)
 
@@ -45,10 +46,6 @@ def configure(app: Flask, settings: Settings) -> None:
     )
 
 
-def _settings() -> Settings:
-    return current_app.config["LEADLIFT_SETTINGS"]
-
-
 def _secrets(settings: Settings) -> list[bytes]:
     return [
         s.get_secret_value().encode()
@@ -60,7 +57,7 @@ def _secrets(settings: Settings) -> list[bytes]:
 def check_secret(given: str) -> bool:
     """True when ``given`` is the admin password or token (constant-time)."""
     # Every configured secret is compared, so timing does not tell which one matched.
-    matches = [hmac.compare_digest(given.encode(), secret) for secret in _secrets(_settings())]
+    matches = [hmac.compare_digest(given.encode(), secret) for secret in _secrets(app_settings())]
     return any(matches)
 
 
@@ -81,7 +78,7 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        if not _secrets(_settings()):
+        if not _secrets(app_settings()):
             abort(403, "set LEADLIFT_ADMIN_PASSWORD or LEADLIFT_ADMIN_TOKEN to enable the admin UI")
         if is_admin():
             return view(*args, **kwargs)
@@ -104,7 +101,7 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
-    if not _secrets(_settings()):
+    if not _secrets(app_settings()):
         abort(403, "set LEADLIFT_ADMIN_PASSWORD or LEADLIFT_ADMIN_TOKEN to enable the admin UI")
     error = None
     if request.method == "POST":

@@ -29,6 +29,8 @@ from integration.config import Settings
 from integration.store import Store
 from integration.store.models import utcnow
 
+from .context import app_settings, app_store
+
 bp = Blueprint("metrics", __name__)
 log = logging.getLogger(__name__)
 
@@ -197,8 +199,6 @@ def registry_for(store: Store, settings: Settings) -> CollectorRegistry:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    from . import app_settings, app_store
-
     registry = current_app.extensions.get("leadlift_metrics")
     if registry is None:
         registry = current_app.extensions["leadlift_metrics"] = registry_for(

@@ -23,7 +23,6 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 
 from connectors.hubspot import auth as hubspot_auth
 from connectors.salesforce import auth as salesforce_auth
-from integration.config import Settings
 from integration.connect import (
     OAuthGrant,
     disconnect,
@@ -41,9 +40,9 @@ from integration.errors import (
     NotFoundError,
     TransientError,
 )
-from integration.store import Store
 
 from .auth import admin_required
+from .context import app_settings, app_store
 
 bp = Blueprint("oauth", __name__)
 
@@ -223,19 +222,6 @@ def _finish(crm: str, exchange: Callable[[], dict[str, Any]]) -> Any:
     what = result.get("org") or result.get("org_id") or result.get("portal") or ""
     flash(f"Connected {label} {what} as {result['name']}.".replace("  ", " "))
     return redirect(url_for("oauth.connect_page"))
-
-
-def app_settings() -> Settings:
-    # Imported late: the package's __init__ imports this module before defining these.
-    from . import app_settings as settings_of_app
-
-    return settings_of_app()
-
-
-def app_store() -> Store:
-    from . import app_store as store_of_app
-
-    return store_of_app()
 
 
 # ---- form values -------------------------------------------------------------------------------

@@ -35,12 +35,11 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from integration.config import Settings
+from integration.config import secret_value
 from integration.errors import LeadliftError, NotFoundError
 from integration.lead_refresh import refresh_leads
-from integration.store import Store
 from integration.store.models import Connection
 from integration.webhook_events import (
     SOAP_ACK,
@@ -60,6 +59,8 @@ from integration.webhook_events import (
     verify_hubspot,
 )
 
+from .context import app_settings, app_store
+
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
 
@@ -68,20 +69,6 @@ log = logging.getLogger(__name__)
 def _rejected(exc: WebhookRejected):
     log.info("webhook rejected (%s): %s", exc.status, exc.reason)
     return jsonify(error=exc.reason), exc.status
-
-
-# The package's app_store()/app_settings() helpers, read here without importing the
-# package (it imports this module).
-def app_store() -> Store:
-    return current_app.extensions["leadlift_store"]
-
-
-def app_settings() -> Settings:
-    return current_app.config["LEADLIFT_SETTINGS"]
-
-
-def _secret(value) -> str | None:
-    return value.get_secret_value() if value is not None else None
 
 
 def _dispatch(pairs: Sequence[tuple[int, str]]) -> None:
@@ -145,7 +132,9 @@ def hubspot():
 @bp.post("/salesforce")
 def salesforce():
     settings, store = app_settings(), app_store()
-    check_shared_secret(_secret(settings.salesforce_webhook_secret), request.args.get("secret"))
+    check_shared_secret(
+        secret_value(settings.salesforce_webhook_secret), request.args.get("secret")
+    )
     _, events = parse_outbound(request.get_data(cache=False), org_connections(store))
     _store_and_dispatch(events)
     return Response(SOAP_ACK, status=200, content_type="text/xml; charset=utf-8")
@@ -155,7 +144,7 @@ def salesforce():
 def events():
     started = time.perf_counter()
     settings, store = app_settings(), app_store()
-    check_bearer(_secret(settings.webhook_token), request.headers.get("Authorization"))
+    check_bearer(secret_value(settings.webhook_token), request.headers.get("Authorization"))
 
     def resolve(name: str | None) -> tuple[int, str]:
         from integration.connections import get_connection
