@@ -126,7 +126,6 @@ STAGES = (
     ("integration.modeling.propensity", "PropensityModel", "predict_proba"),
     ("integration.modeling.rules", "RulesModel", "predict_proba"),
     ("integration.scoring", None, "apply_guardrails"),
-    ("integration.scoring", None, "guardrail_limits"),
     ("integration.uplift_training", "UpliftScorer", "predict"),
     ("integration.scoring", None, "best_action"),
     ("integration.uplift_training", "UpliftScorer", "classify"),

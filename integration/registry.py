@@ -111,16 +111,19 @@ def active(store: Store, connection_id: int, kind: str = "propensity") -> ModelV
         )
 
 
-def shadows(store: Store, connection_id: int, kind: str) -> list[ModelVersion]:
+def newest_shadow(store: Store, connection_id: int, kind: str) -> ModelVersion | None:
+    """The latest challenger of ``kind`` that lost its backtest (one row read: every
+    version carries its artifact)."""
     with store.session() as session:
-        return list(
-            session.scalars(
-                select(ModelVersion).where(
-                    ModelVersion.connection_id == connection_id,
-                    ModelVersion.kind == kind,
-                    ModelVersion.status == SHADOW,
-                )
+        return session.scalar(
+            select(ModelVersion)
+            .where(
+                ModelVersion.connection_id == connection_id,
+                ModelVersion.kind == kind,
+                ModelVersion.status == SHADOW,
             )
+            .order_by(ModelVersion.version.desc())
+            .limit(1)
         )
 
 

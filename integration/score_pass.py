@@ -140,7 +140,7 @@ def stage_chunk(
         for start in range(0, len(ids), CHUNK):
             part_ids, part_objects = ids[start : start + CHUNK], objects[start : start + CHUNK]
             X = builder.build(pd.DataFrame({"lead_crm_id": part_ids, "cutoff": now}))
-            context = lead_context(None, part_ids, statuses)
+            context = lead_context(statuses, part_ids)
             lap("features")
             for models in sets:
                 scored = score_chunk(models, X, context, pool)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,15 +26,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, bindparam, cast, func, insert, select
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Text, bindparam, func, insert, select
 from threadpoolctl import threadpool_limits
 
 from integration.errors import ModelError
-from integration.features import FeatureBuilder, Frames, load_frames, read_frame
+from integration.features import FeatureBuilder, Frames, among, load_frames, read_frame
 from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best_action
-from integration.modeling.rules import guardrail_limits
-from integration.registry import active, load, shadows
+from integration.registry import active, load, newest_shadow
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
 from integration.score_partition import neighbourhood
 from integration.store import Store
@@ -79,18 +77,23 @@ class Models:
     shadow: bool = False
 
 
-def newest_score_ids(connection_id: int, shadow: bool = False):
+def newest_score_ids(connection_id: int, shadow: bool = False, *where: Any):
     """Subquery of each lead's latest score id: the current score is the newest row."""
     return (
         select(func.max(Score.id).label("id"))
-        .where(Score.connection_id == connection_id, Score.shadow.is_(shadow))
+        .where(Score.connection_id == connection_id, Score.shadow.is_(shadow), *where)
         .group_by(Score.lead_crm_id)
         .subquery()
     )
 
 
-def latest_scores(store: Store, connection_id: int) -> list[Score]:
-    newest = newest_score_ids(connection_id)
+def latest_scores(
+    store: Store, connection_id: int, lead_ids: Collection[str] | None = None
+) -> list[Score]:
+    """Each lead's current score (of ``lead_ids`` only, when given: a webhook's leads
+    without reading every lead's)."""
+    only = () if lead_ids is None else (among(store, Score.lead_crm_id, list(lead_ids)),)
+    newest = newest_score_ids(connection_id, False, *only)
     with store.session() as session:
         return list(session.scalars(select(Score).join(newest, Score.id == newest.c.id)))
 
@@ -108,7 +111,7 @@ def latest(store: Store, connection_id: int, shadow: bool) -> pd.DataFrame:
 def _newer_shadow(store: Store, connection_id: int, kind: str, than: ModelVersion | None):
     """The newest shadow of ``kind`` trained after the active version (older ones lost
     to a champion that has since been replaced, and are not worth scoring)."""
-    newest = max(shadows(store, connection_id, kind), key=lambda r: r.version, default=None)
+    newest = newest_shadow(store, connection_id, kind)
     return (
         newest if newest is not None and (than is None or newest.version > than.version) else None
     )
@@ -149,10 +152,10 @@ def lead_statuses(frames: Frames) -> pd.Series:
     return status[~status.index.duplicated()]
 
 
-def lead_context(frames: Frames | None, lead_ids: np.ndarray, statuses: pd.Series | None = None):
-    """Per-lead CRM columns guardrails may read beyond the features (the lead status)."""
-    status = lead_statuses(frames) if statuses is None else statuses
-    return pd.DataFrame({"status": status.reindex(lead_ids).fillna("").to_numpy(dtype=object)})
+def lead_context(statuses: pd.Series, lead_ids: np.ndarray) -> pd.DataFrame:
+    """Per-lead CRM columns guardrails may read beyond the features (the lead status,
+    from `lead_statuses`)."""
+    return pd.DataFrame({"status": statuses.reindex(lead_ids).fillna("").to_numpy(dtype=object)})
 
 
 def _predict_uplift(model: Any, X: pd.DataFrame, pool: Executor | None) -> pd.DataFrame:
@@ -177,7 +180,7 @@ def score_chunk(
     per-lead attributions and their text are costly, and a pass writes only what changed."""
     raw = models.propensity.predict_proba(X)[:, 1]
     guarded = apply_guardrails(X, raw, context=context)
-    low, high = guardrail_limits(X, context=context)
+    low, high = guarded.limits
     n = len(X)
     out: dict[str, Any] = {
         "propensity": guarded.proba,
@@ -398,7 +401,7 @@ def score_leads(
         for start in range(0, len(ids), CHUNK):
             chunk_ids = ids[start : start + CHUNK]
             X = builder.build(pd.DataFrame({"lead_crm_id": chunk_ids, "cutoff": now}))
-            context = lead_context(None, chunk_ids, statuses)
+            context = lead_context(statuses, chunk_ids)
             for models in sets:
                 parts[models.shadow].append(score_chunk(models, X, context, pool))
             if progress:
@@ -508,8 +511,8 @@ def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any
     On SQLite the driver's executemany gets plain tuples: what SQLAlchemy would bind,
     without its per-row parameter processing (the constants are converted once by
     their columns' types; the per-row columns have no conversion on SQLite). On
-    PostgreSQL a COPY (the JSON text goes in as it is); elsewhere a Core executemany,
-    the JSON text cast to the column's type."""
+    PostgreSQL a COPY (the JSON text goes in as it is); elsewhere a Core executemany
+    of the JSON text."""
     table = Score.__table__
     dialect = store.engine.dialect
     names = [*constants, *ROW_COLUMNS]
@@ -538,8 +541,7 @@ def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any
         return write_copy
 
     def json_text(name: str):
-        param = bindparam(f"{name}_json", type_=Text())
-        return cast(param, JSONB()) if store.dialect == "postgresql" else param
+        return bindparam(f"{name}_json", type_=Text())
 
     statement = insert(table).values(**constants, **{n: json_text(n) for n in JSON_COLUMNS})
     keys = [f"{n}_json" if n in JSON_COLUMNS else n for n in ROW_COLUMNS]

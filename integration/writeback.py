@@ -7,8 +7,6 @@ failures (alone, not their whole batch).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,10 +49,6 @@ class WritebackReport:
         }
 
 
-def values_hash(values: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _attempts(session, connection_id: int, ids: list[str]) -> dict[str, int]:
     if not ids:
         return {}
@@ -85,8 +79,7 @@ def _record(store: Store, connection_id: int, batch: Sequence[PlannedUpdate], er
             if error is None:
                 ok_rows.append(
                     key | {"field_values": planned.pushed, "pushed_at": now, "status": "ok",
-                           "values_hash": values_hash(planned.pushed), "error": None,
-                           "attempts": 0}
+                           "error": None, "attempts": 0}
                 )  # fmt: skip
             else:
                 error_rows.append(
@@ -116,10 +109,7 @@ def _record_owners(store: Store, connection_id: int, done: Sequence[PlannedOwner
             )
         ).all()
         for row in rows:
-            values = {**(row.field_values or {}), OWNER_KEY: by_id[row.crm_id].owner_id}
-            row.field_values = values
-            if row.status == "ok":
-                row.values_hash = values_hash(values)
+            row.field_values = {**(row.field_values or {}), OWNER_KEY: by_id[row.crm_id].owner_id}
 
 
 def push_plan(

@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from connectors.base import CRMConnector, FieldUpdate, OwnerAssignment
 from integration.assignment import match_queue
 from integration.config import Settings
+from integration.features import among
 from integration.fields import SEGMENT_LABELS
 from integration.scoring import latest_scores
 from integration.store import Store
@@ -175,11 +176,19 @@ def batch_size(connector: CRMConnector | None, settings: Settings) -> int:
     return int(size or settings.writeback_batch_size or DEFAULT_BATCH)
 
 
-def _pushed_state(store: Store, connection_id: int) -> dict[str, dict[str, Any]]:
+def _only(store: Store, column: Any, lead_ids: list[str] | None) -> tuple[Any, ...]:
+    return () if lead_ids is None else (among(store, column, lead_ids),)
+
+
+def _pushed_state(
+    store: Store, connection_id: int, lead_ids: list[str] | None = None
+) -> dict[str, dict[str, Any]]:
     with store.session() as session:
         rows = session.execute(
             select(Writeback.crm_id, Writeback.field_values).where(
-                Writeback.connection_id == connection_id, Writeback.status == "ok"
+                Writeback.connection_id == connection_id,
+                Writeback.status == "ok",
+                *_only(store, Writeback.crm_id, lead_ids),
             )
         ).all()
     return {crm_id: dict(values or {}) for crm_id, values in rows}
@@ -195,10 +204,14 @@ def _versions(store: Store, connection_id: int) -> dict[int, str]:
     return {row.id: f"{row.kind} v{row.version}" for row in rows}
 
 
-def _owners(store: Store, connection_id: int) -> dict[str, str | None]:
+def _owners(
+    store: Store, connection_id: int, lead_ids: list[str] | None = None
+) -> dict[str, str | None]:
     with store.session() as session:
         rows = session.execute(
-            select(Lead.crm_id, Lead.owner_crm_id).where(Lead.connection_id == connection_id)
+            select(Lead.crm_id, Lead.owner_crm_id).where(
+                Lead.connection_id == connection_id, *_only(store, Lead.crm_id, lead_ids)
+            )
         ).all()
     return dict(rows)
 
@@ -260,14 +273,11 @@ def plan_writeback(
     """Plan field updates (and, with a connector that has queues, owner changes);
     ``lead_ids`` restricts the plan to those leads (a webhook's re-scored lead)."""
     max_calls = max_calls if max_calls is not None else settings.writeback_max_calls
-    pushed = _pushed_state(store, connection_id)
+    only = None if lead_ids is None else list(lead_ids)
+    pushed = _pushed_state(store, connection_id, only)
     versions = _versions(store, connection_id)
     arms = arms or {}
-    scores = (
-        latest_scores(store, connection_id)
-        if lead_ids is None
-        else _latest_scores_of(store, connection_id, lead_ids)
-    )
+    scores = latest_scores(store, connection_id, lead_ids)
     plan = WritebackPlan(max_calls=max_calls)
     updates: list[PlannedUpdate] = []
     for score in scores:
@@ -288,7 +298,7 @@ def plan_writeback(
     if routed and connector is not None:
         queues = connector.queues()
         queue_ids = _queue_ids(queues, {s.queue for s in routed})
-        current = _owners(store, connection_id)
+        current = _owners(store, connection_id, only)
         queue_owner_ids = {q.crm_id for q in queues}
         for score in routed:
             last = (pushed.get(score.lead_crm_id) or {}).get(OWNER_KEY)
@@ -307,22 +317,6 @@ def plan_writeback(
     plan.owners = _within_budget(plan, owner_order, size, max_calls)
     plan.deferred_owners = len(owners) - len(plan.owners)
     return plan
-
-
-def _latest_scores_of(store: Store, connection_id: int, lead_ids: Collection[str]) -> list[Score]:
-    """The current scores of some leads only (a webhook's), without reading every lead's."""
-    newest = (
-        select(func.max(Score.id).label("id"))
-        .where(
-            Score.connection_id == connection_id,
-            Score.shadow.is_(False),
-            Score.lead_crm_id.in_(list(lead_ids)),
-        )
-        .group_by(Score.lead_crm_id)
-        .subquery()
-    )
-    with store.session() as session:
-        return list(session.scalars(select(Score).join(newest, Score.id == newest.c.id)))
 
 
 def _queue_ids(queues, names: set[str]) -> dict[str, str]:

@@ -329,30 +329,38 @@ class GuardedScores:
     fired: list[list[str]]
     reasons: list[list[Reason]]
     skipped: list[str] = field(default_factory=list)
+    # Per row, the lowest and highest bucket position the guardrails allow (0 and the
+    # top where none applies): for buckets assigned by other means than probability
+    # edges, such as a routing policy's percentiles.
+    limits: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def changed(self) -> int:
         return sum(1 for f in self.fired if f)
 
 
-def guardrail_limits(
-    X: pd.DataFrame,
-    guardrails: Sequence[Guardrail] = DEFAULT_GUARDRAILS,
-    scheme: BucketScheme = DEFAULT_BUCKETS,
-    context: pd.DataFrame | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the lowest and highest bucket position the guardrails allow (0 and the
-    top position where none applies): for buckets assigned by other means than
-    probability edges, such as a routing policy's percentiles."""
+def _rule_hits(
+    X: pd.DataFrame, guardrails: Sequence[Guardrail], context: pd.DataFrame | None
+) -> list[np.ndarray | None]:
+    """Per rule, the rows it applies to; None for a rule reading a column neither X nor
+    ``context`` has."""
     rows = X.reset_index(drop=True)
     if context is not None:
         rows = pd.concat([rows, context.reset_index(drop=True)], axis=1)
-    low = np.zeros(len(rows), dtype=int)
-    high = np.full(len(rows), len(scheme.labels) - 1, dtype=int)
-    for rule in guardrails:
-        if any(c.feature not in rows.columns for c in rule.when):
+    return [
+        None if any(c.feature not in rows.columns for c in rule.when) else _all(rule.when, rows)
+        for rule in guardrails
+    ]
+
+
+def _limits(
+    hits: list[np.ndarray | None], guardrails: Sequence[Guardrail], scheme: BucketScheme, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    low = np.zeros(n, dtype=int)
+    high = np.full(n, len(scheme.labels) - 1, dtype=int)
+    for rule, hit in zip(guardrails, hits, strict=True):
+        if hit is None:
             continue
-        hit = _all(rule.when, rows)
         if rule.floor is not None:
             low = np.where(hit, np.maximum(low, scheme.position(rule.floor)), low)
         if rule.cap is not None:
@@ -379,20 +387,12 @@ def apply_guardrails(
     """
     p = np.asarray(proba, dtype=float)
     p = p[:, 1] if p.ndim == 2 else p
-    rows = X.reset_index(drop=True)
-    if context is not None:
-        rows = pd.concat([rows, context.reset_index(drop=True)], axis=1)
+    hits = _rule_hits(X, guardrails, context)
+    skipped = [rule.code for rule, hit in zip(guardrails, hits, strict=True) if hit is None]
     start = scheme.index(p)
     floor = start.copy()
-    skipped, hits = [], []
-    for rule in guardrails:
-        if any(c.feature not in rows.columns for c in rule.when):
-            skipped.append(rule.code)
-            hits.append(None)
-            continue
-        hit = _all(rule.when, rows)
-        hits.append(hit)
-        if rule.floor is not None:
+    for rule, hit in zip(guardrails, hits, strict=True):
+        if hit is not None and rule.floor is not None:
             floor = np.where(hit, np.maximum(floor, scheme.position(rule.floor)), floor)
     final = floor.copy()
     for rule, hit in zip(guardrails, hits, strict=True):
@@ -410,4 +410,5 @@ def apply_guardrails(
         for i in np.flatnonzero(hit & moved & target):
             fired[i].append(rule.code)
             reasons[i].append(Reason(rule.code, f"= {rule.text}", 0.0))
-    return GuardedScores(adjusted, scheme.label(adjusted), fired, reasons, skipped)
+    limits = _limits(hits, guardrails, scheme, len(p))
+    return GuardedScores(adjusted, scheme.label(adjusted), fired, reasons, skipped, limits)

@@ -343,7 +343,6 @@ class Writeback(Base):
     crm_object: Mapped[str] = mapped_column(String(60))
     crm_id: Mapped[str] = mapped_column(String(80))
     field_values: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    values_hash: Mapped[str | None] = mapped_column(String(64))
     pushed_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20), default="pending")
     error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,26 @@
+"""Write-back compares the pushed field values themselves; their hash is no longer read.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("writeback", schema=None) as batch_op:
+        batch_op.drop_column("values_hash")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("writeback", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("values_hash", sa.String(length=64), nullable=True))
