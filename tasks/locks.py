@@ -34,14 +34,18 @@ def redis_client(settings: Settings) -> redis.Redis | None:
 
 
 @contextmanager
-def exclusive(settings: Settings, name: str, seconds: int) -> Iterator[bool]:
+def exclusive(
+    settings: Settings, name: str, seconds: int, local_wait: float = 0.0
+) -> Iterator[bool]:
     """Yield True holding the lock ``name`` (at most ``seconds``), False if another
-    holder has it; never waits."""
+    holder has it. Across workers it never waits (the holder's work covers the
+    caller's); in-process (no broker) it waits up to ``local_wait`` seconds, as there
+    is no other worker to leave the work to."""
     client = redis_client(settings)
     if client is None:
         with _guard:
             lock = _local.setdefault(name, threading.Lock())
-        if not lock.acquire(blocking=False):
+        if not lock.acquire(timeout=local_wait if local_wait > 0 else -1, blocking=local_wait > 0):
             yield False
             return
         try:

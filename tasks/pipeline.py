@@ -7,6 +7,7 @@ cursor it stored (acks_late redelivers it).
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -36,14 +37,25 @@ def opened() -> Iterator[tuple[Settings, Store]]:
         store.dispose()
 
 
-def retry_later(task: Any, exc: TransientError) -> Exception:
+def retry_later(task: Any, exc: TransientError, base: float = 30.0) -> Exception:
     """The retry a CRM's rate limit (or an outage) calls for: after its stated wait,
-    else exponential backoff."""
-    return task.retry(exc=exc, countdown=exc.retry_after or 30 * (2**task.request.retries))
+    else exponential backoff from ``base`` seconds, jittered so that retries of a
+    burst do not land together."""
+    backoff = base * 2**task.request.retries * (1 + random.random() / 2)
+    return task.retry(exc=exc, countdown=exc.retry_after or backoff)
 
 
 def active_names(store: Store) -> list[str]:
     return [c.name for c in list_connections(store) if c.status == "active"]
+
+
+def fan_out(task: Any) -> list[str]:
+    """Queue ``task`` once per active connection (by name); the names queued."""
+    with opened() as (_, store):
+        names = active_names(store)
+    for name in names:
+        task.delay(name)
+    return names
 
 
 @shared_task(name="pipeline.run_cycle", bind=True, max_retries=MAX_RETRIES)
@@ -66,11 +78,7 @@ def run_cycle_task(self, connection_name: str) -> dict[str, Any]:
 @shared_task(name="pipeline.run_all")
 def run_all_task() -> list[str]:
     """Fan out one cycle per active connection."""
-    with opened() as (_, store):
-        names = active_names(store)
-    for name in names:
-        run_cycle_task.delay(name)
-    return names
+    return fan_out(run_cycle_task)
 
 
 @shared_task(name="leadlift.sync", bind=True, max_retries=MAX_RETRIES)
@@ -95,11 +103,7 @@ def sync_task(self, connection_name: str, objects: list[str] | None = None) -> d
 
 @shared_task(name="leadlift.sync_all")
 def sync_all_task() -> list[str]:
-    with opened() as (_, store):
-        names = active_names(store)
-    for name in names:
-        sync_task.delay(name)
-    return names
+    return fan_out(sync_task)
 
 
 @shared_task(name="leadlift.train", bind=True, max_retries=2)
@@ -140,11 +144,7 @@ def monitor_task(connection_name: str) -> dict[str, Any]:
 
 @shared_task(name="leadlift.monitor_all")
 def monitor_all_task() -> list[str]:
-    with opened() as (_, store):
-        names = active_names(store)
-    for name in names:
-        monitor_task.delay(name)
-    return names
+    return fan_out(monitor_task)
 
 
 @shared_task(name="leadlift.readiness")

@@ -32,7 +32,7 @@ from integration.writeback_plan import (
     jsonable,
     plan_writeback,
 )
-from tasks.pipeline import MAX_RETRIES, opened, retry_later
+from tasks.pipeline import MAX_RETRIES, fan_out, opened, retry_later
 
 BATCH_RECORDS = 2_000
 
@@ -119,8 +119,7 @@ def finish_pass_task(
 
 def _connection(store, connection_id: int) -> Connection:
     with store.session() as session:
-        row = session.get(Connection, connection_id)
-        return get_connection(store, row.name)
+        return session.get(Connection, connection_id)
 
 
 @shared_task(name="leadlift.writeback", bind=True, max_retries=MAX_RETRIES)
@@ -183,10 +182,4 @@ def writeback_batch_task(
 def rescore_all_task() -> list[str]:
     """The nightly pass: every active connection rescored over the workers, then
     written back."""
-    from tasks.pipeline import active_names
-
-    with opened() as (_, store):
-        names = active_names(store)
-    for name in names:
-        score_task.delay(name)
-    return names
+    return fan_out(score_task)

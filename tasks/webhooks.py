@@ -22,9 +22,6 @@ Without a broker (eager) the task runs in-process when dispatched.
 from __future__ import annotations
 
 import logging
-import random
-import threading
-import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -32,13 +29,14 @@ from typing import TYPE_CHECKING, Any
 import redis
 from celery import shared_task
 
-from integration.config import Settings, load_settings
+from integration.config import Settings
 from integration.errors import TransientError
 from integration.lead_refresh import next_due, pending_leads, refresh_leads
 from integration.store import Store
 from integration.store.models import utcnow
 from integration.webhook_events import set_dispatch
-from tasks.locks import redis_client
+from tasks.locks import exclusive, redis_client
+from tasks.pipeline import MAX_RETRIES, opened, retry_later
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -47,18 +45,14 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_KEY = "leadlift:webhook:debounce:{connection}:{lead}"
 FOLLOWUP_KEY = "leadlift:webhook:followup:{connection}"
-LOCK_KEY = "leadlift:webhook:lock:{connection}"
 # A debounce key outlives its window: until the task deletes it, later events of the
 # burst need no task of their own, however long the queue delays that task. The expiry
 # only matters if a task is lost, and then the sweeper picks its events up.
 KEY_SLACK_MS = 300_000
 LOCK_MS = 600_000  # longer than a pass over MAX_LEADS leads
 SWEEP_GRACE_SECONDS = 60
-MAX_RETRIES = 5
+WEBHOOK_BACKOFF = 5.0  # seconds, doubling: a webhook pass is short and a rep waits on it
 FAILED_PASS_WAIT = 30.0  # seconds before the pass after a failed one
-
-_local_locks: dict[int, threading.Lock] = {}
-_local_guard = threading.Lock()
 
 
 def dispatch_leads(settings: Settings, pairs: Sequence[tuple[int, str]]) -> int:
@@ -103,35 +97,6 @@ def web_app() -> Flask:
     return create_app()
 
 
-class _Lock:
-    """One webhook pass per connection: a Redis lock with a token, or, without Redis,
-    a lock in this process (eager mode has no other processes)."""
-
-    def __init__(self, client: redis.Redis | None, connection_id: int) -> None:
-        self.client = client
-        self.key = LOCK_KEY.format(connection=connection_id)
-        self.token = uuid.uuid4().hex
-        if client is None:
-            with _local_guard:
-                self.local = _local_locks.setdefault(connection_id, threading.Lock())
-
-    def acquire(self) -> bool:
-        if self.client is None:
-            return self.local.acquire(blocking=True, timeout=LOCK_MS / 1000)
-        return bool(self.client.set(self.key, self.token, nx=True, px=LOCK_MS))
-
-    def release(self) -> None:
-        if self.client is None:
-            self.local.release()
-            return
-        # Only our own lock: after an expiry another pass may hold it.
-        script = (
-            "if redis.call('get', KEYS[1]) == ARGV[1] then "
-            "return redis.call('del', KEYS[1]) else return 0 end"
-        )
-        self.client.eval(script, 1, self.key, self.token)
-
-
 def _schedule_followup(
     client: redis.Redis, store: Store, settings: Settings, cid: int, at_least: float = 0.0
 ) -> None:
@@ -152,10 +117,8 @@ def _schedule_followup(
 def process_lead_events(self, connection_id: int, lead_crm_id: str | None = None) -> dict[str, Any]:
     """Process every pending event of one lead (and of any lead past the debounce window)
     on one connection: re-pull, rescore, write back, settle the events."""
-    settings = load_settings()
-    store = Store(settings.store_url)
-    client = redis_client(settings)
-    try:
+    with opened() as (settings, store):
+        client = redis_client(settings)
         if client is not None:
             key = (
                 DEBOUNCE_KEY.format(connection=connection_id, lead=lead_crm_id)
@@ -163,46 +126,43 @@ def process_lead_events(self, connection_id: int, lead_crm_id: str | None = None
                 else FOLLOWUP_KEY.format(connection=connection_id)
             )
             client.delete(key)
-        lock = _Lock(client, connection_id)
-        if not lock.acquire():
-            return {"connection_id": connection_id, "busy": True}
-        retrying, failed = False, False
+        ran = retrying = failed = False
+        name = f"webhook:{connection_id}"
         try:
-            due = utcnow() - timedelta(seconds=settings.webhook_debounce_seconds)
-            report = refresh_leads(
-                store, settings, connection_id, [lead_crm_id] if lead_crm_id else (), due
-            )
-        except TransientError as exc:
-            # The retry takes this lead and every due one, as this pass would have.
-            retrying = True
-            backoff = 5 * 2**self.request.retries * (1 + random.random() / 2)
-            raise self.retry(exc=exc, countdown=exc.retry_after or backoff) from None
-        except Exception:
-            failed = True
-            raise
+            with exclusive(settings, name, LOCK_MS // 1000, local_wait=LOCK_MS / 1000) as held:
+                if not held:
+                    return {"connection_id": connection_id, "busy": True}
+                ran = True
+                try:
+                    due = utcnow() - timedelta(seconds=settings.webhook_debounce_seconds)
+                    report = refresh_leads(
+                        store, settings, connection_id, [lead_crm_id] if lead_crm_id else (), due
+                    )
+                except TransientError as exc:
+                    # The retry takes this lead and every due one, as this pass would have.
+                    retrying = True
+                    raise retry_later(self, exc, base=WEBHOOK_BACKOFF) from None
+                except Exception:
+                    failed = True
+                    raise
         finally:
-            lock.release()
-            if client is not None and not retrying:
+            # After the lock is released: pending events (ones whose tasks found it
+            # taken among them) get a pass of their own.
+            if ran and client is not None and not retrying:
                 wait = FAILED_PASS_WAIT if failed else 0.0
                 _schedule_followup(client, store, settings, connection_id, wait)
         return report.as_dict()
-    finally:
-        store.dispose()
 
 
 @shared_task(name="webhooks.sweep_pending")
 def sweep_pending_events() -> dict[str, int]:
     """Hand events a lost task left pending back to processing: one pass per connection
     with events older than the debounce window plus a grace period."""
-    settings = load_settings()
-    store = Store(settings.store_url)
-    try:
+    with opened() as (settings, store):
         older = utcnow() - timedelta(
             seconds=settings.webhook_debounce_seconds + SWEEP_GRACE_SECONDS
         )
         pairs = pending_leads(store, older)
-    finally:
-        store.dispose()
     connections = sorted({cid for cid, _ in pairs})
     for cid in connections:
         process_lead_events.apply_async((cid, None))
