@@ -62,25 +62,24 @@ def partition(
     return chunks
 
 
-def plan_chunks(store: Store, connection_id: int, size: int) -> list[list[str]]:
-    """The chunks of a full pass over the connection's live leads."""
-    leads = read_frame(
-        store,
-        select(
-            Lead.crm_id, Lead.account_crm_id, Lead.email, Lead.first_name, Lead.last_name,
-            Lead.converted_contact_crm_id, Lead.created_at,
-        )
-        .where(Lead.connection_id == connection_id, Lead.deleted.is_(False))
-        .order_by(Lead.id),
-    )  # fmt: skip
-    return partition(leads, size, connection_hygiene(store, connection_id))
-
-
 KEY_COLUMNS = ("crm_id", "account_crm_id", "email", "first_name", "last_name",
                "converted_contact_crm_id", "created_at")  # fmt: skip
 
 
-def neighbourhood(store: Store, connection_id: int, lead_ids: list[str]) -> list[str]:
+def plan_chunks(store: Store, connection_id: int, size: int) -> list[list[str]]:
+    """The chunks of a full pass over the connection's live leads."""
+    leads = read_frame(
+        store,
+        select(*[getattr(Lead, c) for c in KEY_COLUMNS])
+        .where(Lead.connection_id == connection_id, Lead.deleted.is_(False))
+        .order_by(Lead.id),
+    )
+    return partition(leads, size, connection_hygiene(store, connection_id))
+
+
+def neighbourhood(
+    store: Store, connection_id: int, lead_ids: list[str], hygiene: HygieneConfig | None = None
+) -> list[str]:
     """The leads whose rows scoring ``lead_ids`` reads: theirs, their accounts'
     colleagues', and their duplicates' (same email, or their converted contact),
     closed into whole components one hop out. What a rescore of a few leads (a
@@ -113,6 +112,7 @@ def neighbourhood(store: Store, connection_id: int, lead_ids: list[str]) -> list
         .where(Lead.connection_id == connection_id, Lead.deleted.is_(False), or_(*linked))
         .order_by(Lead.id),
     )
-    label = _components(around.reset_index(drop=True), connection_hygiene(store, connection_id))
+    config = hygiene or connection_hygiene(store, connection_id)
+    label = _components(around.reset_index(drop=True), config)
     wanted = set(label[around["crm_id"].isin(lead_ids).to_numpy()])
     return around.loc[np.isin(label, list(wanted)), "crm_id"].astype(str).tolist()

@@ -30,7 +30,14 @@ from sqlalchemy import Text, bindparam, func, insert, select
 from threadpoolctl import threadpool_limits
 
 from integration.errors import ModelError
-from integration.features import FeatureBuilder, Frames, among, load_frames, read_frame
+from integration.features import (
+    FeatureBuilder,
+    Frames,
+    among,
+    connection_hygiene,
+    load_frames,
+    read_frame,
+)
 from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best_action
 from integration.registry import active, load, newest_shadow
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
@@ -98,14 +105,24 @@ def latest_scores(
         return list(session.scalars(select(Score).join(newest, Score.id == newest.c.id)))
 
 
-def latest(store: Store, connection_id: int, shadow: bool) -> pd.DataFrame:
-    newest = newest_score_ids(connection_id, shadow)
+def latest(
+    store: Store, connection_id: int, shadow: bool, lead_ids: Collection[str] | None = None
+) -> pd.DataFrame:
+    """Each lead's (or each of ``lead_ids``') current score, what a pass compares with."""
+    only = () if lead_ids is None else (among(store, Score.lead_crm_id, list(lead_ids)),)
+    newest = newest_score_ids(connection_id, shadow, *only)
     # The uplift model's version is read out of the JSON by the database, not per row here.
     version = Score.uplift["model_version"].as_integer().label("uplift_version")
     columns = [Score.lead_crm_id, Score.propensity, Score.model_version_id, Score.bucket,
                Score.action, Score.segment, Score.queue, version]  # fmt: skip
     frame = read_frame(store, select(*columns).join(newest, Score.id == newest.c.id))
     return frame.set_index("lead_crm_id")
+
+
+def _current_propensities(store: Store, connection_id: int) -> np.ndarray:
+    newest = newest_score_ids(connection_id)
+    frame = read_frame(store, select(Score.propensity).join(newest, Score.id == newest.c.id))
+    return frame["propensity"].to_numpy(float)
 
 
 def _newer_shadow(store: Store, connection_id: int, kind: str, than: ModelVersion | None):
@@ -380,16 +397,20 @@ def score_leads(
     sets = model_sets(store, connection_id)
     if frames is None:
         # A few leads (a webhook's) read only what their scores depend on.
-        around = neighbourhood(store, connection_id, lead_ids) if lead_ids is not None else None
-        frames = load_frames(store, connection_id, lead_ids=around)
+        hygiene = connection_hygiene(store, connection_id)
+        around = (
+            None if lead_ids is None else neighbourhood(store, connection_id, lead_ids, hygiene)
+        )
+        frames = load_frames(store, connection_id, hygiene, lead_ids=around)
     # Converted leads are closed (and read-only in Salesforce): the score is for prospects.
     leads = frames.leads.loc[frames.leads["converted_at"].isna(), ["crm_id", "crm_object"]]
     if lead_ids is not None:
         leads = leads[leads["crm_id"].isin(lead_ids)]
     if leads.empty:
         raise ModelError("no open leads to score: run a sync first")
-    previous = {m.shadow: latest(store, connection_id, m.shadow) for m in sets}
-    reference = previous[False]["propensity"].to_numpy(float) if lead_ids is not None else None
+    previous = {m.shadow: latest(store, connection_id, m.shadow, lead_ids) for m in sets}
+    # A few leads take their percentile among every lead's current score.
+    reference = None if lead_ids is None else _current_propensities(store, connection_id)
     ids = leads["crm_id"].to_numpy()
     objects = leads["crm_object"].to_numpy()
     parts: dict[bool, list[dict[str, Any]]] = {m.shadow: [] for m in sets}
