@@ -126,18 +126,24 @@ def _pending(
     return ordered[:max_leads]
 
 
-def _settle(store: Store, events: _LeadEvents, outcome: dict[str, Any], error: str | None) -> None:
-    outcome = outcome | {
-        "events": len(events.ids),
-        "kinds": sorted(events.kinds),
-        "properties": sorted(events.properties),
-    }
+Settled = tuple[_LeadEvents, dict[str, Any], str | None]
+
+
+def _settle(store: Store, settled: Sequence[Settled]) -> None:
+    """Mark each lead's events processed with its outcome (or error), in one transaction."""
+    now = utcnow()
     with store.session() as session:
-        session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id.in_(events.ids))
-            .values(processed_at=utcnow(), outcome=outcome, error=error)
-        )
+        for events, outcome, error in settled:
+            described = outcome | {
+                "events": len(events.ids),
+                "kinds": sorted(events.kinds),
+                "properties": sorted(events.properties),
+            }
+            session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id.in_(events.ids))
+                .values(processed_at=now, outcome=described, error=error)
+            )
 
 
 def refresh_leads(
@@ -146,8 +152,6 @@ def refresh_leads(
     connection_id: int,
     lead_ids: Sequence[str] = (),
     due_before: datetime | None = None,
-    max_leads: int = MAX_LEADS,
-    connector_factory: Callable[[Connection], CRMConnector] | None = None,
 ) -> RefreshReport:
     """Process the pending events of ``lead_ids`` (and of every lead whose events were
     received at or before ``due_before``) on one connection.
@@ -156,7 +160,7 @@ def refresh_leads(
         TransientError: the CRM asked us to wait; every event is left pending.
     """
     report = RefreshReport(connection_id)
-    batch = _pending(store, connection_id, lead_ids, due_before, max_leads)
+    batch = _pending(store, connection_id, lead_ids, due_before, MAX_LEADS)
     if not batch:
         return report
     report.leads = len(batch)
@@ -164,11 +168,15 @@ def refresh_leads(
     with store.session() as session:
         connection = session.get(Connection, connection_id)
     if connection is None or connection.status != "active":
+        skipped = {"status": "skipped", "reason": "connection not active"}
+        _settle(store, [(item, skipped, None) for item in batch])
         for item in batch:
-            _settle(store, item, {"status": "skipped", "reason": "connection not active"}, None)
             report.outcomes[item.lead_crm_id] = "skipped"
         return report
-    factory = connector_factory or (lambda c: build_connector(store, settings, c))
+
+    def factory(c: Connection) -> CRMConnector:
+        return build_connector(store, settings, c)
+
     connector = factory(connection)
     before = connector.usage().calls
     try:
@@ -311,6 +319,7 @@ def _process(
     report.written = len(written)
 
     gone_ids = {g.lead_crm_id for g in gone}
+    settled: list[Settled] = []
     for item in batch:
         lead = item.lead_crm_id
         if lead in errors:
@@ -332,7 +341,8 @@ def _process(
             outcome, error = {"status": "unchanged", "pulled": True, "rescored": True}, None
         report.outcomes[lead] = outcome["status"]
         report.failed += outcome["status"] in ("error", "failed")
-        _settle(store, item, outcome, error)
+        settled.append((item, outcome, error))
+    _settle(store, settled)
 
 
 def pending_leads(
