@@ -53,7 +53,7 @@ from integration.modeling import (
 from integration.modeling.propensity import library_versions
 from integration.modeling.readiness import ReadinessReport, latest_unmapped
 from integration.registry import ACTIVE, SHADOW, Registered, active, load, register
-from integration.routing import load_policy
+from integration.routing import RoutingPolicy, load_policy
 from integration.routing.route import bucket_index, percentiles
 from integration.store import Store
 from integration.store.models import ModelVersion, utcnow
@@ -171,10 +171,12 @@ def importance(model: Any, X: pd.DataFrame) -> list[dict[str, Any]]:
     return [{"feature": f, "importance": float(v)} for f, v in mean_abs.head(20).items() if v > 0]
 
 
-def routing_bucket_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
-    """Conversion per bucket of the default routing policy (percentiles of the score
-    among the rows measured), the buckets reps see."""
-    policy = load_policy()
+def routing_bucket_table(
+    y: np.ndarray, p: np.ndarray, policy: RoutingPolicy | None = None
+) -> list[dict[str, Any]]:
+    """Conversion per bucket of the routing policy (the packaged default when None;
+    percentiles of the score among the rows measured), the buckets reps see."""
+    policy = policy or load_policy()
     basis = percentiles(p) if policy.basis == "percentile" else p * 100.0
     level = bucket_index(basis, policy)
     out = []
@@ -188,13 +190,16 @@ def routing_bucket_table(y: np.ndarray, p: np.ndarray) -> list[dict[str, Any]]:
     return out
 
 
-def evaluate(model: Any, X: pd.DataFrame, y: np.ndarray) -> dict[str, Any]:
-    """Every held-out figure the model card shows, on guarded probabilities."""
+def evaluate(
+    model: Any, X: pd.DataFrame, y: np.ndarray, policy: RoutingPolicy | None = None
+) -> dict[str, Any]:
+    """Every held-out figure the model card shows, on guarded probabilities; the
+    routed buckets are ``policy``'s (the one scoring routes with)."""
     p = guarded_proba(model, X).proba
     return {
         "held_out": classification_metrics(y, p),
         "calibration": calibration_points(y, p),
-        "buckets": routing_bucket_table(y, p),
+        "buckets": routing_bucket_table(y, p, policy),
         "probability_buckets": bucket_table(y, p),
         "by_segment": bias_review(y, p, X),
         "importance": importance(model, X),
@@ -294,7 +299,8 @@ def train_propensity(
     new_leads = test & fresh
     metrics: dict[str, Any]
     if y[new_leads].sum() >= MIN_TEST_POSITIVES:
-        metrics = evaluate(measured, X[new_leads], y[new_leads])
+        policy = load_policy(settings.routing_policy)
+        metrics = evaluate(measured, X[new_leads], y[new_leads], policy)
         metrics["held_out_all_snapshots"] = classification_metrics(
             y[test], guarded_proba(measured, X[test]).proba
         )
