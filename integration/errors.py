@@ -31,3 +31,12 @@ class ModelError(LeadliftError):
 
 class NotFoundError(LeadliftError):
     """A named thing (connection, model version, lead) does not exist."""
+
+
+def key_path(loc: tuple[object, ...], prefix: str = "") -> str:
+    """A pydantic error location as the YAML key path a person would look for
+    (``experiments[0].holdout_share``), after ``prefix``."""
+    out = prefix
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

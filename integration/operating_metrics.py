@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from integration.experiments.readout import outcome_events
+from integration.experiments.readout import json_float, outcome_events
 from integration.features import TOUCH_TYPES, Frames, load_frames, naive_times
 from integration.fields import BUCKETS
 from integration.modeling.segments import SEGMENT_LABELS
@@ -40,12 +40,6 @@ UNSEGMENTED = "unsegmented"
 UNKNOWN_SOURCE = "unknown"
 WASTED = ("sure_thing", "lost_cause")
 TOUCH_SEGMENTS = (*SEGMENT_LABELS, UNSEGMENTED, UNSCORED)
-
-
-def _num(value: Any, digits: int = 4) -> float | None:
-    """A JSON-safe float: None for NaN."""
-    value = float(value)
-    return round(value, digits) if np.isfinite(value) else None
 
 
 def _scores(store: Store, connection_id: int, aliases: pd.Series | None, now: datetime):
@@ -85,7 +79,7 @@ def _conversion(leads: pd.DataFrame, by: str, order: list[str]) -> list[dict[str
             by: str(key),
             "leads": int(row["size"]),
             "opportunities": int(row["sum"]),
-            "rate": _num(row["sum"] / row["size"]),
+            "rate": json_float(row["sum"] / row["size"], 4),
         }
         for key, row in g.iterrows()
     ]
@@ -110,9 +104,9 @@ def _speed(leads: pd.DataFrame, order: list[str]) -> list[dict[str, Any]]:
             "bucket": str(key),
             "leads": int(row["leads"]),
             "touched": int(row["touched"]),
-            "never_touched_share": _num(1 - row["touched"] / row["leads"]),
-            "median_hours": _num(row["median"], 2),
-            "p90_hours": _num(row["p90"], 2),
+            "never_touched_share": json_float(1 - row["touched"] / row["leads"], 4),
+            "median_hours": json_float(row["median"], 2),
+            "p90_hours": json_float(row["p90"], 2),
         }
         for key, row in table.iterrows()
     ]
@@ -126,8 +120,8 @@ def _wasted_row(counts: pd.Series) -> dict[str, Any]:
         "touches": touches,
         **{segment: int(counts[segment]) for segment in TOUCH_SEGMENTS},
         "wasted": wasted,
-        "wasted_share": _num(wasted / touches) if touches else None,
-        "wasted_share_of_segmented": _num(wasted / scored) if scored else None,
+        "wasted_share": json_float(wasted / touches, 4) if touches else None,
+        "wasted_share_of_segmented": json_float(wasted / scored, 4) if scored else None,
     }
 
 

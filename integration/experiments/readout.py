@@ -351,7 +351,7 @@ def newcombe(
     return d, d - math.hypot(p1 - l1, u2 - p2), d + math.hypot(u1 - p1, p2 - l2)
 
 
-def _num(value: Any, digits: int = 6) -> float | None:
+def json_float(value: Any, digits: int = 6) -> float | None:
     """A JSON-safe float: None for NaN/None."""
     if value is None or (isinstance(value, float | np.floating) and not np.isfinite(value)):
         return None
@@ -546,13 +546,13 @@ def _estimate(t: pd.Series | None, c: pd.Series | None, confidence: float) -> Es
         n_control=int(n2),
         conversions_treated=int(x1),
         conversions_control=int(x2),
-        rate_treated=_num(x1 / n1) if n1 else None,
-        rate_control=_num(x2 / n2) if n2 else None,
-        uplift_pp=_num(uplift, 4),
-        ci_low_pp=_num(low, 4),
-        ci_high_pp=_num(high, 4),
-        design_effect_treated=_num(d1, 4) or 1.0,
-        design_effect_control=_num(d2, 4) or 1.0,
+        rate_treated=json_float(x1 / n1) if n1 else None,
+        rate_control=json_float(x2 / n2) if n2 else None,
+        uplift_pp=json_float(uplift, 4),
+        ci_low_pp=json_float(low, 4),
+        ci_high_pp=json_float(high, 4),
+        design_effect_treated=json_float(d1, 4) or 1.0,
+        design_effect_control=json_float(d2, 4) or 1.0,
     )
 
 
@@ -562,8 +562,8 @@ def sample_ratio_check(rows: pd.DataFrame) -> SampleRatioCheck:
     counts = units.groupby("arm").size().sort_index()
     designed = units.groupby("arm")["design_share"].first().reindex(counts.index)
     total = int(counts.sum())
-    observed_share = {str(a): _num(n / total, 4) or 0.0 for a, n in counts.items()}
-    designed_share = {str(a): _num(s, 4) for a, s in designed.items()}
+    observed_share = {str(a): json_float(n / total, 4) or 0.0 for a, n in counts.items()}
+    designed_share = {str(a): json_float(s, 4) for a, s in designed.items()}
     base = {"units": {str(a): int(n) for a, n in counts.items()}}
     base |= {"observed_share": observed_share, "designed_share": designed_share}
     unexpected = sorted(str(a) for a in designed.index[designed.isna()])
@@ -585,7 +585,7 @@ def sample_ratio_check(rows: pd.DataFrame) -> SampleRatioCheck:
     if missing > 1e-9:
         note += f"; designed arms with no units ({missing:.0%} of the design)"
     return SampleRatioCheck(
-        **base, chi2=_num(chi2, 4), p_value=_num(p, 10), flagged=flagged, note=note
+        **base, chi2=json_float(chi2, 4), p_value=json_float(p, 10), flagged=flagged, note=note
     )
 
 
@@ -645,7 +645,7 @@ def readout(frame: pd.DataFrame, confidence: float = 0.95) -> Readout:
                             confidence,
                         ),
                         overrides=overrides if known else 0,
-                        override_rate=_num(overrides / n, 4) if known and n else None,
+                        override_rate=json_float(overrides / n, 4) if known and n else None,
                     )
                 )
         n_overrides = int(rows["override"].sum()) if known else 0
@@ -656,7 +656,7 @@ def readout(frame: pd.DataFrame, confidence: float = 0.95) -> Readout:
                 units=int(rows["unit"].nunique()),
                 closed=int(rows["converted"].notna().sum()),
                 overrides=n_overrides,
-                override_rate=_num(n_overrides / len(rows), 4) if known else None,
+                override_rate=json_float(n_overrides / len(rows), 4) if known else None,
                 srm=sample_ratio_check(rows),
                 comparisons=tuple(comparisons),
             )

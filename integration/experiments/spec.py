@@ -48,7 +48,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from integration.errors import ConfigError
+from integration.errors import ConfigError, key_path
 from integration.features import FEATURES
 
 STRATA = ("tier", "size_band", "region", "source", "intent")
@@ -222,9 +222,7 @@ def describe_errors(error: ValidationError, prefix: str = "") -> str:
     """One line per problem, each naming its field (``experiments[0].holdout_share``)."""
     lines = []
     for problem in error.errors():
-        where = prefix
-        for part in problem["loc"]:
-            where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else part)
+        where = key_path(problem["loc"], prefix)
         message = problem["msg"].removeprefix("Value error, ")
         lines.append(f"  {where or '(spec)'}: {message}")
     return "\n".join(lines)

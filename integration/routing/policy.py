@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from integration.errors import ConfigError
+from integration.errors import ConfigError, key_path
 
 __all__ = [
     "BUCKET_COUNT",
@@ -235,14 +235,6 @@ def _baseline_problems(policy: RoutingPolicy) -> list[str]:
     return problems
 
 
-def _key(loc: tuple[Any, ...]) -> str:
-    """Pydantic's location as the YAML key path a person would look for."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
 def _render(error: ValidationError, source: str) -> ConfigError:
     lines = []
     for item in error.errors():
@@ -251,7 +243,7 @@ def _render(error: ValidationError, source: str) -> ConfigError:
         shown = item.get("input")
         if cause is None and item["type"] != "missing" and not isinstance(shown, dict | list):
             message += f" (got {shown!r})"
-        key = _key(item["loc"])
+        key = key_path(item["loc"])
         for line in message.splitlines():
             lines.append(f"  {key}: {line}" if key else f"  {line}")
     return ConfigError(f"invalid routing policy {source}:\n" + "\n".join(lines))
