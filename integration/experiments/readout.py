@@ -44,12 +44,12 @@ import pandas as pd
 from scipy import stats
 from sqlalchemy import select
 
-from integration.errors import NotFoundError
-from integration.experiments.guardrails import forced_unit_ids
+from integration.experiments.guardrails import forced_unit_ids, load_assignments
+from integration.experiments.registry import find
 from integration.experiments.spec import unit_ids
 from integration.features import TERMINAL_OUTCOMES, TOUCH_TYPES, Frames, load_frames
 from integration.store import Store
-from integration.store.models import Assignment, Experiment
+from integration.store.models import Experiment
 from integration.uplift_data import ASSIGNMENT_SLACK_DAYS, CONTROL, load_arms
 
 OVERRIDE = "override"  # the label leadlift gives a held-out unit a rep overrode
@@ -165,27 +165,15 @@ def from_assignments(
         NotFoundError: no experiment ``key`` on this connection.
     """
     with store.session() as session:
-        experiment = session.scalar(
-            select(Experiment).where(
-                Experiment.connection_id == connection_id, Experiment.key == key
-            )
+        experiment = find(session, connection_id, key)
+        assigned = load_assignments(session, experiment.id).rename(
+            columns={"unit_id": "unit", "assigned_at": "unit_assigned_at"}
         )
-        if experiment is None:
-            raise NotFoundError(f"no experiment {key!r}")
-        rows = session.execute(
-            select(
-                Assignment.unit_id, Assignment.arm, Assignment.stratum,
-                Assignment.assigned_at, Assignment.override,
-            ).where(Assignment.experiment_id == experiment.id)
-        ).all()  # fmt: skip
         unit_kind, stopped_at = experiment.unit, experiment.stopped_at
         holdout, window_days = experiment.holdout_share, experiment.window_days
         outcome = experiment.outcome
         designed = [a for a in (experiment.arms or {}) if a != CONTROL]
         forced = forced_unit_ids(session, experiment.id)
-    assigned = pd.DataFrame(
-        rows, columns=["unit", "arm", "stratum", "unit_assigned_at", "override"]
-    )
     # A unit a guardrail forced to treatment was not randomized: no comparison may use it.
     assigned = assigned[~assigned["unit"].isin(forced)]
     if assigned.empty:
