@@ -15,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from integration.experiments.assignment import assign, detect_overrides
+from integration.experiments.assignment import assign, detect_overrides, lead_table
 from integration.experiments.guardrails import check_arms
 from integration.experiments.registry import list_experiments
+from integration.experiments.spec import ExperimentSpec
 from integration.features import Frames, load_frames
 from integration.store import Store
 
@@ -53,8 +54,10 @@ def run_experiments(
         frames = load_frames(store, connection_id)
     for row in rows:
         checks = check_arms(store, connection_id, row.key, now, frames=frames)
-        report = assign(store, connection_id, row.key, now, frames=frames)
-        overrides = detect_overrides(store, connection_id, row.key, now, frames=frames)
+        # One lead table (every open lead's features) serves assignment and overrides.
+        table = lead_table(frames, ExperimentSpec.from_row(row), now)
+        report = assign(store, connection_id, row.key, now, frames=frames, table=table)
+        overrides = detect_overrides(store, connection_id, row.key, now, frames=frames, table=table)
         # A lead in two live experiments shows the later one's arm.
         step.labels.update(report.labels)
         step.labels.update(overrides.labels)

@@ -353,6 +353,7 @@ def assign(
     key: str,
     now: datetime | None = None,
     frames: Frames | None = None,
+    table: pd.DataFrame | None = None,
 ) -> AssignmentReport:
     """Give every eligible, unassigned unit of a running experiment an arm.
 
@@ -368,6 +369,8 @@ def assign(
         key: the experiment key.
         now: the assignment time (timezone-aware; default: now). Leads created
             after it are not considered.
+        table: `lead_table` of ``frames`` for this experiment at ``now``, when the
+            caller built it already (it holds every open lead's features).
     """
     now = _utc(now)
     frames = frames if frames is not None else load_frames(store, connection_id)
@@ -378,7 +381,7 @@ def assign(
         paused = paused_arms(row)
         existing = load_assignments(session, experiment_id)
         forced = forced_unit_ids(session, experiment_id)
-    table = lead_table(frames, spec, now)
+    table = table if table is not None else lead_table(frames, spec, now)
     actions = [a for a in sorted(spec.actions) if a not in paused]
     notes: list[str] = []
     decisions: list[GuardrailDecision] = []
@@ -457,6 +460,7 @@ def detect_overrides(
     key: str,
     now: datetime | None = None,
     frames: Frames | None = None,
+    table: pd.DataFrame | None = None,
 ) -> OverrideReport:
     """Mark held-out units that a rep touched anyway as overrides.
 
@@ -473,7 +477,7 @@ def detect_overrides(
         spec = ExperimentSpec.from_row(row)
         experiment_id, stopped_at = row.id, row.stopped_at
         assignments = load_assignments(session, experiment_id)
-    table = lead_table(frames, spec, now)
+    table = table if table is not None else lead_table(frames, spec, now)
     held = assignments[(assignments["arm"] == CONTROL) & ~assignments["override"].astype(bool)]
     leads = frames.leads.drop_duplicates("crm_id")
     unit_of = pd.Series(unit_ids(leads, spec.unit).to_numpy(), index=leads["crm_id"].to_numpy())
