@@ -94,6 +94,7 @@ from sqlalchemy.engine import make_url
 from connectors.sandbox.seed import CrmSeed
 from integration.config import load_settings
 from integration.store import Store
+from integration.store.bulk import copy_rows
 from integration.store.models import (
     Account,
     Connection,
@@ -145,16 +146,19 @@ def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS. Linux keeps ``ru_maxrss`` across the fork + exec that
-    starts a spawned child (so it would report the parent's size at the fork); the
-    address space's own high-water mark, VmHWM, starts afresh at exec."""
+def peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak RSS (this one's by default). Linux keeps ``ru_maxrss`` across
+    the fork + exec that starts a spawned child (so it would report the parent's size
+    at the fork); the address space's own high-water mark, VmHWM, starts afresh at
+    exec. Another process's is 0 once it is gone."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024.0
     except OSError:
         pass
+    if pid != "self":
+        return 0.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -227,19 +231,17 @@ def _bulk(store: Store, table: Any, columns: dict[str, Any]) -> int:
         np.full(n, v, dtype=object) if isinstance(v, str | int | bool) or v is None else v
         for v in columns.values()
     ]
+    if store.dialect == "postgresql":
+        copy_rows(store, table, names, zip(*arrays, strict=True))
+        return n
     raw = store.engine.raw_connection()
     try:
         cursor = raw.cursor()
-        if store.dialect == "postgresql":
-            with cursor.copy(f'COPY "{table.name}" ({", ".join(names)}) FROM STDIN') as copy:
-                for row in zip(*arrays, strict=True):
-                    copy.write_row(row)
-        else:
-            marks = ", ".join("?" * len(names))
-            sql = f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({marks})'
-            for start in range(0, n, INSERT_CHUNK):
-                part = [a[start : start + INSERT_CHUNK] for a in arrays]
-                cursor.executemany(sql, list(zip(*part, strict=True)))
+        marks = ", ".join("?" * len(names))
+        sql = f'INSERT INTO "{table.name}" ({", ".join(names)}) VALUES ({marks})'
+        for start in range(0, n, INSERT_CHUNK):
+            part = [a[start : start + INSERT_CHUNK] for a in arrays]
+            cursor.executemany(sql, list(zip(*part, strict=True)))
         raw.commit()
     finally:
         raw.close()

@@ -21,6 +21,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
+from bench.scoring import peak_rss_mb
 from integration.config import load_settings
 from integration.store import Store
 from integration.store.models import PipelineRun
@@ -31,16 +32,6 @@ PASS_SECONDS = 3600
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-def _hwm_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def _family(pid: int) -> list[int]:
@@ -119,7 +110,7 @@ def measure_workers(
         while True:
             runs = [r for r in _score_runs(store) if r.id not in before]
             for pid in (p for proc in procs for p in _family(proc.pid)):
-                peaks[pid] = max(peaks.get(pid, 0.0), _hwm_mb(pid))
+                peaks[pid] = max(peaks.get(pid, 0.0), peak_rss_mb(pid))
             if runs and runs[0].status != "running":
                 break
             if any(proc.poll() is not None for proc in procs):

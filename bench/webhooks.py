@@ -32,7 +32,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,7 +60,8 @@ from integration.pipeline import run_cycle
 from integration.scoring import latest_scores
 from integration.store import Store
 from integration.store.models import PipelineRun, WebhookEvent
-from integration.webhook_events import hubspot_signature
+from integration.web.server import free_port
+from integration.webhook_events import lead_disqualified_event, signed_headers
 from integration.world import generate_world
 
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -73,12 +73,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def say(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -301,20 +295,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             def send(n: int, lead: str) -> None:
                 before = watch.values(lead)
                 sandbox.hubspot.update_one("contacts", lead, {"hs_lead_status": "UNQUALIFIED"})
-                body = json.dumps(
-                    [{"eventId": 10_000_000 + n, "subscriptionId": 1, "portalId": portal,
-                      "appId": sandbox.config.hubspot_app_id,
-                      "occurredAt": int(time.time() * 1000),
-                      "subscriptionType": "contact.propertyChange", "attemptNumber": 0,
-                      "objectId": int(lead), "propertyName": "hs_lead_status",
-                      "propertyValue": "UNQUALIFIED", "changeSource": "CRM_UI"}]
-                ).encode()  # fmt: skip
-                stamp = str(int(time.time() * 1000))
-                headers = {
-                    "Content-Type": "application/json",
-                    "X-HubSpot-Request-Timestamp": stamp,
-                    "X-HubSpot-Signature-v3": hubspot_signature(secret, "POST", url, body, stamp),
-                }
+                event = lead_disqualified_event(
+                    10_000_000 + n, portal, sandbox.config.hubspot_app_id, lead
+                )
+                body = json.dumps([event]).encode()
+                headers = signed_headers(secret, url, body)
                 sent_at = time.perf_counter()
                 watch.add(lead, before, sent_at)
                 try:

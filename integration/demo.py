@@ -80,7 +80,6 @@ class CrmResult:
     spilled: int = 0
     owners_moved: int = 0
     readout: dict[str, Any] = field(default_factory=dict)
-    queue: str = ""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,8 +25,8 @@ from integration.scoring import latest_scores, score_leads
 from integration.store import Store
 from integration.store.models import utcnow
 from integration.web import create_app
-from integration.web.server import serving_in_thread
-from integration.webhook_events import hubspot_signature
+from integration.web.server import free_port, serving_in_thread
+from integration.webhook_events import lead_disqualified_event, signed_headers
 
 ADMIN_PAGES = ("/", "/queues", "/models", "/experiments", "/events", "/connect")
 _event_ids = itertools.count(int(time.time()))
@@ -48,12 +47,6 @@ class WebResult:
     chunk_rows_written: int = 0
     single_pass_rewrites: int | None = None
     notes: list[str] = field(default_factory=list)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _csrf(page: str) -> str:
@@ -109,22 +102,15 @@ def _webhook(
     lead = scored.lead_crm_id
     before = sandbox.hubspot.get("contacts", lead)
     sandbox.hubspot.update_one("contacts", lead, {"hs_lead_status": "UNQUALIFIED"})
-    event = {
-        "eventId": next(_event_ids), "subscriptionId": 1, "portalId": sandbox.config.hubspot_hub_id,
-        "appId": sandbox.config.hubspot_app_id, "occurredAt": int(time.time() * 1000),
-        "subscriptionType": "contact.propertyChange", "attemptNumber": 0,
-        "objectId": int(lead), "propertyName": "hs_lead_status", "propertyValue": "UNQUALIFIED",
-        "changeSource": "CRM_UI",
-    }  # fmt: skip
-    body = json.dumps([event])
+    config = sandbox.config
+    event = lead_disqualified_event(
+        next(_event_ids), config.hubspot_hub_id, config.hubspot_app_id, lead
+    )
+    body = json.dumps([event]).encode()
     url = f"{base}/webhooks/hubspot"
-    stamp = str(int(time.time() * 1000))
 
     def post(secret: str) -> requests.Response:
-        signature = hubspot_signature(secret, "POST", url, body.encode(), stamp)
-        headers = {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
-                   "X-HubSpot-Signature-v3": signature}  # fmt: skip
-        return requests.post(url, data=body, headers=headers)
+        return requests.post(url, data=body, headers=signed_headers(secret, url, body))
 
     result.forged_status = post("not-the-app-secret").status_code
     started = time.perf_counter()
@@ -172,7 +158,7 @@ def web_tour(
 ) -> WebResult:
     """``connections``: the demo's connection name per CRM."""
     result = WebResult()
-    port = _free_port()
+    port = free_port()
     settings = web_settings(settings, sandbox, port)
     with serving_in_thread(create_app(settings, store), port) as base:
         console.print(f"web app serving at {base} (admin UI, OAuth, webhooks, /metrics)")

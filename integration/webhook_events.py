@@ -135,6 +135,29 @@ def hubspot_signature(secret: str, method: str, uri: str, body: bytes, timestamp
     return base64.b64encode(digest).decode()
 
 
+def lead_disqualified_event(
+    event_id: int, portal_id: int, app_id: int, contact_id: str
+) -> dict[str, Any]:
+    """HubSpot's ``contact.propertyChange`` event for a lead status set to UNQUALIFIED,
+    as its webhook sends it (the demo and the webhook bench send this one)."""
+    return {
+        "eventId": event_id, "subscriptionId": 1, "portalId": portal_id, "appId": app_id,
+        "occurredAt": int(time.time() * 1000), "subscriptionType": "contact.propertyChange",
+        "attemptNumber": 0, "objectId": int(contact_id), "propertyName": "hs_lead_status",
+        "propertyValue": "UNQUALIFIED", "changeSource": "CRM_UI",
+    }  # fmt: skip
+
+
+def signed_headers(secret: str, url: str, body: bytes) -> dict[str, str]:
+    """The headers HubSpot sends with a webhook POST of ``body`` to ``url``, signed now."""
+    stamp = str(int(time.time() * 1000))
+    return {
+        "Content-Type": "application/json",
+        "X-HubSpot-Request-Timestamp": stamp,
+        "X-HubSpot-Signature-v3": hubspot_signature(secret, "POST", url, body, stamp),
+    }
+
+
 def check_timestamp(timestamp: str | None, max_age_seconds: int, now: float | None = None) -> None:
     """Reject a missing, unreadable, stale or far-future ``X-HubSpot-Request-Timestamp``."""
     if not timestamp:

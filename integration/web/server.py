@@ -3,6 +3,7 @@ thread on loopback for the demo."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,6 +31,13 @@ class _Gunicorn(BaseApplication):
 def serve(app_uri: str, bind: str, workers: int) -> None:
     """Serve the WSGI app ``module:factory()`` named by ``app_uri``."""
     _Gunicorn(app_uri, {"bind": bind, "workers": workers, "accesslog": "-"}).run()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @contextmanager
