@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import any_, bindparam, func, literal_column, select, type_coerce
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.types import NullType, String
@@ -116,6 +118,7 @@ class Frames:
 
 READ_CHUNK = 200_000  # rows fetched and converted at a time
 _NO_TIME = np.iinfo(np.int64).min  # NaT
+BUILD_ROWS = 200_000  # panel rows featurised at a time
 
 
 def _utc(values: np.ndarray) -> np.ndarray:
@@ -145,7 +148,17 @@ def _read(store: Store, statement: Any, shared: tuple[str, ...] = ()) -> pd.Data
     fetched in chunks without per-value type processing: times are parsed in bulk,
     and equal values of the ``shared`` columns (lead ids, kinds) become one object
     instead of one per row.
+
+    Read in columns through ADBC where it can (`integration.store.columnar`: the same
+    frame, without a Python object per value), unless a short id list picks the rows;
+    the rows below are the reference and the fallback.
     """
+    # Imported where used: here and in `load_frames`, its only users.
+    from integration.store import columnar
+
+    frame = None if columnar.picks_few(statement) else columnar.read_frame(store, statement)
+    if frame is not None:
+        return frame
     names = [c.key for c in statement.selected_columns]
     timed = [n.endswith("_at") for n in names]
     # Times come back as the driver gives them and are parsed in bulk below.
@@ -227,8 +240,11 @@ def load_frames(
             hold whole people and whole accounts, so cleaning and the account
             features see what they would see over every lead).
     """
+    from functools import partial
+
     # Imported here: integration.modeling's package imports modules that import this one.
     from integration.modeling.hygiene import clean_frames
+    from integration.store import columnar
 
     def only(column: Any) -> tuple[Any, ...]:
         return () if lead_ids is None else (among(store, column, lead_ids),)
@@ -236,19 +252,18 @@ def load_frames(
     accounts_of_leads = select(Lead.account_crm_id).where(
         Lead.connection_id == connection_id, *only(Lead.crm_id)
     )
-    leads = _read(
-        store,
+    reads: dict[str, tuple[Any, tuple[str, ...]]] = {}
+    reads["leads"] = (
         select(
             Lead.crm_id, Lead.crm_object, Lead.account_crm_id, Lead.email, Lead.email_domain,
             Lead.first_name, Lead.last_name, Lead.company, Lead.title, Lead.phone, Lead.source,
             Lead.status, Lead.raw["lifecyclestage"].as_string().label("lifecycle"),
             Lead.created_at, Lead.converted_at, Lead.converted_contact_crm_id,
         ).where(Lead.connection_id == connection_id, Lead.deleted.is_(False), *only(Lead.crm_id)),
-        shared=("crm_object", "account_crm_id", "email_domain", "first_name", "last_name",
-                "company", "title", "source", "status", "lifecycle", "converted_contact_crm_id"),
+        ("crm_object", "account_crm_id", "email_domain", "first_name", "last_name", "company",
+         "title", "source", "status", "lifecycle", "converted_contact_crm_id"),
     )  # fmt: skip
-    accounts = _read(
-        store,
+    reads["accounts"] = (
         select(
             Account.crm_id, Account.domain, Account.industry, Account.employees,
             Account.size_band, Account.region, Account.tier,
@@ -256,35 +271,37 @@ def load_frames(
             Account.connection_id == connection_id, Account.deleted.is_(False),
             *(() if lead_ids is None else (Account.crm_id.in_(accounts_of_leads),)),
         ),
-        shared=("industry", "size_band", "region", "tier"),
+        ("industry", "size_band", "region", "tier"),
     )  # fmt: skip
-    touches = _read(
-        store,
+    reads["touches"] = (
         select(Touch.lead_crm_id, Touch.type, Touch.status, Touch.occurred_at).where(
             Touch.connection_id == connection_id, Touch.deleted.is_(False), *only(Touch.lead_crm_id)
         ),
-        shared=("lead_crm_id", "type", "status"),
+        ("lead_crm_id", "type", "status"),
     )
-    engagements = _read(
-        store,
+    reads["engagements"] = (
         select(Engagement.lead_crm_id, Engagement.kind, Engagement.occurred_at).where(
             Engagement.connection_id == connection_id,
             Engagement.deleted.is_(False),
             *only(Engagement.lead_crm_id),
         ),
-        shared=("lead_crm_id", "kind"),
+        ("lead_crm_id", "kind"),
     )
-    outcomes = _read(
-        store,
+    reads["outcomes"] = (
         select(Outcome.lead_crm_id, Outcome.kind, Outcome.occurred_at).where(
             Outcome.connection_id == connection_id,
             Outcome.deleted.is_(False),
             *only(Outcome.lead_crm_id),
         ),
-        shared=("lead_crm_id", "kind"),
+        ("lead_crm_id", "kind"),
+    )
+    # The five reads at once where ADBC reads them (each on a connection or, for SQLite,
+    # in a process of its own; the GIL released), one after another otherwise.
+    tables = columnar.concurrently(
+        store, {name: partial(_read, store, *statement) for name, statement in reads.items()}
     )
     hygiene = hygiene or connection_hygiene(store, connection_id)
-    return clean_frames(Frames(leads, accounts, touches, engagements, outcomes), hygiene)
+    return clean_frames(Frames(**tables), hygiene)
 
 
 def connection_hygiene(store: Store, connection_id: int) -> HygieneConfig:
@@ -422,6 +439,14 @@ def _text(frame: pd.DataFrame, column: str) -> pd.Series:
     return pd.Series([None] * len(frame), index=frame.index, dtype=object)
 
 
+def _as_is(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The column in its own dtype (all missing when absent): for factorizing, where an
+    object copy of millions of Arrow strings would cost more than the work itself."""
+    if column in frame.columns:
+        return frame[column]
+    return pd.Series([None] * len(frame), index=frame.index, dtype=object)
+
+
 def _lowered(values: pd.Series) -> pd.Series:
     """``values.str.lower()``, computed once per distinct value."""
     codes, uniques = pd.factorize(values)
@@ -429,9 +454,23 @@ def _lowered(values: pd.Series) -> pd.Series:
     return pd.Series(lowered[codes], index=values.index, dtype=object)
 
 
-def _role_mailbox(email: Any) -> bool:
-    """Whether the address's local part (trimmed, lower case) is a shared mailbox."""
-    return isinstance(email, str) and email.strip().lower().split("@")[0] in ROLE_MAILBOXES
+def _role_mailbox(emails: pd.Series) -> np.ndarray:
+    """Whether each address's local part (trimmed, lower case) is a shared mailbox."""
+    if not len(emails):
+        return np.zeros(0, dtype=bool)
+    if emails.dtype == object:
+        emails = emails.where(emails.map(lambda v: isinstance(v, str)))
+    text = pc.utf8_lower(pc.utf8_trim_whitespace(_arrow_text(emails)))
+    local = pc.list_element(pc.split_pattern(text, "@", max_splits=1), 0)
+    hit = pc.is_in(local, value_set=pa.array(sorted(ROLE_MAILBOXES)))
+    return hit.fill_null(False).to_numpy(zero_copy_only=False)
+
+
+def _filled(values: pd.Series) -> pd.Series:
+    """Text with blanks read as "unknown" (no copy to Python strings for Arrow text)."""
+    if isinstance(values.dtype, pd.StringDtype):
+        return values.fillna("unknown")
+    return values.astype(object).fillna("unknown").astype(str)
 
 
 def _lead_attributes(frames: Frames) -> pd.DataFrame:
@@ -440,43 +479,41 @@ def _lead_attributes(frames: Frames) -> pd.DataFrame:
     accounts = frames.accounts.drop_duplicates("crm_id").set_index("crm_id")
     accounts = accounts.reindex(columns=["tier", "size_band", "industry", "region", "employees"])
     joined = leads[["account_crm_id"]].join(accounts, on="account_crm_id", how="left")
-    title = _text(leads, "title")
+    title = _as_is(leads, "title")
     out = pd.DataFrame(index=leads.index)
     for column in ("tier", "size_band", "industry", "region"):
-        out[column] = joined[column].astype(object).fillna("unknown").astype(str)
-    out["source"] = _text(leads, "source").fillna("unknown").astype(str)
+        out[column] = _filled(joined[column])
+    out["source"] = _filled(_as_is(leads, "source"))
     # Clean frames carry the normalised title; hand-made ones are classified here.
     out["seniority"] = (
         leads["seniority"].astype(object).fillna("unknown")
         if "seniority" in leads.columns
-        else seniority(title)
+        else seniority(title.astype(object))
     )
     out["department"] = (
         leads["department"].astype(object).fillna("unknown")
         if "department" in leads.columns
-        else department(title)
+        else department(title.astype(object))
     )
-    # Per distinct value where values repeat (domains, titles); one pass per email.
-    domain = _lowered(_text(leads, "email_domain"))
+    # Per distinct value where values repeat (domains, titles).
+    domain = _lowered(_as_is(leads, "email_domain"))
     no_domain = domain.isna().to_numpy()
     if no_domain.any():
         email = _text(leads, "email")[no_domain].str.strip().str.lower()
         domain[no_domain] = email.str.rsplit("@", n=1).str[-1].to_numpy()
     out["free_mail"] = domain.isin(_free_mail()).astype(float)
-    out["role_mailbox"] = np.fromiter(
-        map(_role_mailbox, _text(leads, "email").to_numpy()), dtype=bool, count=len(leads)
-    ).astype(float)
+    out["role_mailbox"] = _role_mailbox(_as_is(leads, "email")).astype(float)
     codes, titles = pd.factorize(title)
     blank = np.array([str(t).strip() == "" for t in titles] + [True], dtype=bool)
     out["missing_title"] = blank[codes].astype(float)
-    out["missing_phone"] = _text(leads, "phone").isna().astype(float)
-    out["missing_source"] = _text(leads, "source").isna().astype(float)
+    out["missing_phone"] = _as_is(leads, "phone").isna().astype(float)
+    out["missing_source"] = _as_is(leads, "source").isna().astype(float)
     out["missing_account"] = joined["tier"].isna().astype(float)
     out["missing_industry"] = joined["industry"].isna().astype(float)
     employees = pd.to_numeric(joined["employees"], errors="coerce")
     out["missing_employees"] = employees.isna().astype(float)
     out["log_employees"] = np.log1p(employees.fillna(0.0).clip(lower=0.0))
-    out["account_crm_id"] = leads["account_crm_id"].astype(object)
+    out["account_crm_id"] = leads["account_crm_id"]
     out["created_at"] = leads["created_at"]
     return out
 
@@ -511,6 +548,61 @@ class _Clock:
         return np.clip(ns // self.unit - self.origin, 0, self.span - 1)
 
 
+class _Rows:
+    """The rows of one as-of question: lead (or account) codes and cut-off ticks.
+
+    When every code carries one cut-off (each lead once in the panel, as in a scoring
+    pass, or every row at the same cut-off), a timeline answers with one pass over the
+    events of the codes asked about (`_Timeline.per_code`) instead of a binary search
+    per row: the same answers, in time linear in the events and without random access.
+    """
+
+    def __init__(self, codes: np.ndarray, ticks: np.ndarray, per_code: bool = True) -> None:
+        self.codes = codes
+        self.ticks = ticks
+        self.lo = int(codes.min()) if codes.size else 0
+        hi = int(codes.max()) + 1 if codes.size else 0
+        # The per-code form needs a table over [lo, hi): worth it while the range is not
+        # much wider than the rows themselves.
+        self.threshold: np.ndarray | None = None
+        if per_code and codes.size and hi - self.lo <= 4 * codes.size + 1024:
+            threshold = np.full(hi - self.lo, -1, dtype=np.int64)
+            local = codes - self.lo
+            threshold[local] = ticks
+            if np.array_equal(threshold[local], ticks):
+                self.threshold = threshold
+        self.hi = hi
+
+
+class _PerCode:
+    """One timeline's events of the codes in [rows.lo, rows.hi) at or before each code's
+    cut-off (a prefix of each code's events, which are sorted by tick)."""
+
+    def __init__(self, line: _Timeline, rows: _Rows) -> None:
+        assert rows.threshold is not None
+        begin, end = np.searchsorted(line.codes, (rows.lo, rows.hi))
+        codes = line.codes[begin:end] - rows.lo
+        ticks = line.ticks[begin:end]
+        width = rows.hi - rows.lo
+        cut = rows.threshold[codes]
+        seen = ticks <= cut
+        self.codes, self.ticks, self.cut = codes[seen], ticks[seen], cut[seen]
+        counts = np.bincount(self.codes, minlength=width)
+        total = np.bincount(codes, minlength=width)
+        # Each code's first event and one past its last event at or before the cut-off,
+        # as indexes into the timeline.
+        starts = begin + np.r_[0, np.cumsum(total)[:-1]] if width else np.zeros(0, np.int64)
+        local = rows.codes - rows.lo
+        self.start = starts[local]
+        self.end = self.start + counts[local]
+        self.local = local
+        self.width = width
+
+    def count(self, mask: np.ndarray | None = None) -> np.ndarray:
+        codes = self.codes if mask is None else self.codes[mask]
+        return np.bincount(codes, minlength=self.width)[self.local].astype(float)
+
+
 class _Timeline:
     """One event stream sorted by (code, tick) for as-of queries per (code, cut-off)."""
 
@@ -524,53 +616,90 @@ class _Timeline:
         self.ticks = ticks
         self.span = clock.span
         self.day = clock.day
-        self.key = self.codes * self.span + self.ticks
+        self._key: np.ndarray | None = None
         self._decay: tuple[np.ndarray, np.ndarray] | None = None
         self._start: tuple[np.ndarray, np.ndarray] | None = None
+        self._per: list[tuple[_Rows, _PerCode]] = []
 
-    def upto(self, codes: np.ndarray, ticks: np.ndarray) -> np.ndarray:
-        """Index one past the last event of ``codes`` at or before ``ticks``."""
-        return np.searchsorted(self.key, codes * self.span + np.maximum(ticks, 0), side="right")
+    @property
+    def key(self) -> np.ndarray:
+        if self._key is None:
+            self._key = self.codes * self.span + self.ticks
+        return self._key
 
-    def start(self, codes: np.ndarray) -> np.ndarray:
-        if self._start is None or self._start[0] is not codes:
+    def _per_code(self, rows: _Rows) -> _PerCode | None:
+        if rows.threshold is None:
+            return None
+        for seen, per in self._per:
+            if seen is rows:
+                return per
+        # A build asks about a few row sets (the cut-offs, the creation times, the first
+        # touches) in turn: keep the latest few.
+        per = _PerCode(self, rows)
+        self._per = [*self._per[-3:], (rows, per)]
+        return per
+
+    def upto(self, rows: _Rows) -> np.ndarray:
+        """Index one past the last event of each row's code at or before its cut-off."""
+        per = self._per_code(rows)
+        if per is not None:
+            return per.end
+        return np.searchsorted(
+            self.key, rows.codes * self.span + np.maximum(rows.ticks, 0), side="right"
+        )
+
+    def start(self, rows: _Rows) -> np.ndarray:
+        per = self._per_code(rows)
+        if per is not None:
+            return per.start
+        if self._start is None or self._start[0] is not rows.codes:
             # Every query of one build asks about the same rows: search their starts once.
+            codes = rows.codes
             self._start = (codes, np.searchsorted(self.key, codes * self.span, side="left"))
         return self._start[1]
 
-    def count(self, codes: np.ndarray, ticks: np.ndarray) -> np.ndarray:
-        return (self.upto(codes, ticks) - self.start(codes)).astype(float)
+    def count(self, rows: _Rows) -> np.ndarray:
+        return (self.upto(rows) - self.start(rows)).astype(float)
 
-    def window(self, codes: np.ndarray, ticks: np.ndarray, days: float) -> np.ndarray:
+    def window(self, rows: _Rows, days: float) -> np.ndarray:
         """Events in (cut-off - days, cut-off]."""
-        earlier = ticks - round(days * self.day)
-        return (self.upto(codes, ticks) - self.upto(codes, earlier)).astype(float)
+        width = round(days * self.day)
+        per = self._per_code(rows)
+        if per is not None:
+            return per.count(per.ticks > per.cut - width)
+        earlier = _Rows(rows.codes, rows.ticks - width, per_code=False)
+        return (self.upto(rows) - self.upto(earlier)).astype(float)
 
-    def last_tick(self, codes: np.ndarray, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def last_tick(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
         """Tick of the last event at or before each cut-off, and whether there is one."""
-        end = self.upto(codes, ticks)
-        has = end > self.start(codes)
+        end = self.upto(rows)
+        has = end > self.start(rows)
         return np.where(has, self.ticks[np.maximum(end - 1, 0)] if self.ticks.size else 0, 0), has
 
-    def first_tick(self, codes: np.ndarray, ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        begin = self.start(codes)
-        has = self.upto(codes, ticks) > begin
+    def first_tick(self, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
+        begin = self.start(rows)
+        has = self.upto(rows) > begin
         safe = np.minimum(begin, max(self.ticks.size - 1, 0))
         return np.where(has, self.ticks[safe] if self.ticks.size else 0, 0), has
 
-    def days_since_last(self, codes: np.ndarray, ticks: np.ndarray) -> np.ndarray:
-        last, has = self.last_tick(codes, ticks)
-        return np.where(has, (ticks - last) / self.day, NONE_DAYS)
+    def days_since_last(self, rows: _Rows) -> np.ndarray:
+        last, has = self.last_tick(rows)
+        return np.where(has, (rows.ticks - last) / self.day, NONE_DAYS)
 
-    def days_since_first(self, codes: np.ndarray, ticks: np.ndarray) -> np.ndarray:
-        first, has = self.first_tick(codes, ticks)
-        return np.where(has, (ticks - first) / self.day, NONE_DAYS)
+    def days_since_first(self, rows: _Rows) -> np.ndarray:
+        first, has = self.first_tick(rows)
+        return np.where(has, (rows.ticks - first) / self.day, NONE_DAYS)
 
-    def decayed(self, codes: np.ndarray, ticks: np.ndarray, days: float) -> np.ndarray:
+    def decayed(self, rows: _Rows, days: float) -> np.ndarray:
         """Sum over events at or before the cut-off of exp(-age / days)."""
         if not self.ticks.size:
-            return np.zeros(codes.shape[0])
+            return np.zeros(rows.codes.shape[0])
         scale = days * self.day
+        per = self._per_code(rows)
+        if per is not None:
+            # Ages are >= 0 here, so every weight is <= 1 and the sum is exact enough.
+            weights = np.exp((per.ticks - per.cut) / scale)
+            return np.bincount(per.codes, weights=weights, minlength=per.width)[per.local]
         if self._decay is None:
             # Anchor each code's weights at its last event (weights <= 1) and sum them
             # within the code only, so no large sum is ever subtracted from another.
@@ -580,29 +709,62 @@ class _Timeline:
             running = pd.Series(weights).groupby(self.codes).cumsum().to_numpy()
             self._decay = (anchor, running)
         anchor, running = self._decay
-        end = self.upto(codes, ticks)
-        has = end > self.start(codes)
+        end = self.upto(rows)
+        has = end > self.start(rows)
         at = np.maximum(end - 1, 0)
         with np.errstate(over="ignore"):
-            value = running[at] * np.exp((anchor[at] - ticks) / scale)
+            value = running[at] * np.exp((anchor[at] - rows.ticks) / scale)
         return np.where(has, value, 0.0)
 
 
-def _lead_codes(lead_index: pd.Index, ids: pd.Series) -> np.ndarray:
-    """Position of each id in ``lead_index`` (-1 when absent), each distinct id looked
-    up once (events repeat their lead's id)."""
-    codes, uniques = pd.factorize(ids.astype(object).to_numpy())
-    found = lead_index.get_indexer(uniques)
-    return np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1)
+def _lead_codes(leads: pa.Array, ids: pd.Series) -> np.ndarray:
+    """Position of each id among ``leads`` (an Arrow array of lead ids; -1 when absent).
+
+    One hash lookup per row in Arrow's compute kernels: an event table holds millions of
+    rows, and turning each id into a Python string first would cost more than the rest of
+    the features together."""
+    if not len(ids):
+        return np.zeros(0, dtype=np.int64)
+    found = pc.index_in(_arrow_text(ids), value_set=leads)
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _arrow_text(values: Any) -> pa.Array:
+    """Values as an Arrow string array (zero-copy for Arrow-backed pandas strings)."""
+    array = values.array if isinstance(values, pd.Series | pd.Index) else values
+    if isinstance(array, pd.api.extensions.ExtensionArray) and hasattr(array, "__arrow_array__"):
+        out = pa.array(array)
+    else:
+        out = pa.array(np.asarray(array, dtype=object), from_pandas=True)
+    if isinstance(out, pa.ChunkedArray):
+        out = out.combine_chunks()
+    return out if pa.types.is_string(out.type) or pa.types.is_large_string(out.type) else (
+        pc.cast(out, pa.string())
+    )
+
+
+def _value_codes(values: pd.Series) -> tuple[np.ndarray, list[Any]]:
+    """Integer code per row and the distinct values (missing: -1), so that comparing a
+    column of millions of rows with a value is an integer comparison."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    return np.asarray(codes), list(uniques)
+
+
+def _is(codes_uniques: tuple[np.ndarray, list[Any]], *wanted: Any) -> np.ndarray:
+    codes, uniques = codes_uniques
+    hits = [i for i, u in enumerate(uniques) if u in wanted]
+    return np.isin(codes, hits) if hits else np.zeros(codes.shape[0], dtype=bool)
 
 
 class _Coded:
     """An event table's rows as lead codes and ticks, sorted by (code, tick) once (rows
     of unknown leads dropped); every timeline of the table is a subsequence of it."""
 
-    def __init__(self, codes: np.ndarray, ticks: np.ndarray, keep: np.ndarray) -> None:
+    def __init__(self, codes: np.ndarray, ticks: np.ndarray, keep: np.ndarray, span: int) -> None:
         self.keep = keep  # which of the table's rows these are
-        order = np.lexsort((ticks, codes))
+        # One int64 key sorts faster than two; ties (same lead, same tick) answer every
+        # as-of question alike, so their order does not matter.
+        order = np.argsort(codes * span + ticks)
         self.order = order
         self.codes = codes[order]
         self.ticks = ticks[order]
@@ -611,20 +773,24 @@ class _Coded:
     def of(
         cls,
         frame: pd.DataFrame,
-        lead_index: pd.Index,
+        leads: pa.Array,
         clock: _Clock,
         times: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> _Coded:
-        codes = _lead_codes(lead_index, frame["lead_crm_id"])
+        codes = _lead_codes(leads, frame["lead_crm_id"])
         ns, missing = times if times is not None else _ns(frame["occurred_at"])
         keep = (codes >= 0) & ~missing
-        return cls(codes[keep].astype(np.int64), clock.event(ns[keep]), keep)
+        return cls(codes[keep], clock.event(ns[keep]), keep, clock.span)
 
-    def line(self, clock: _Clock, mask: Any = None) -> _Timeline:
-        # A stable sort's subsequence is the stable sort of the subsequence.
-        if mask is None:
+    def sorted_codes(self, values: tuple[np.ndarray, list[Any]]) -> tuple[np.ndarray, list[Any]]:
+        """A `_value_codes` pair of the table's rows, in this timeline's row order."""
+        return values[0][self.keep][self.order], values[1]
+
+    def line(self, clock: _Clock, chosen: np.ndarray | None = None) -> _Timeline:
+        """The timeline of every row, or of the ``chosen`` ones (a mask in sorted order:
+        a sorted sequence's subsequence is sorted)."""
+        if chosen is None:
             return _Timeline(self.codes, self.ticks, clock, presorted=True)
-        chosen = np.asarray(mask, dtype=bool)[self.keep][self.order]
         return _Timeline(self.codes[chosen], self.ticks[chosen], clock, presorted=True)
 
 
@@ -664,30 +830,39 @@ class FeatureBuilder:
         self.undated = undated = clock.span - 1
         self.created_tick = np.full(n_codes + 1, undated, dtype=np.int64)
         self.created_tick[:n_codes] = np.where(created_missing, undated, clock.event(created_ns))
-        self.categorical = {c: attrs[c].to_numpy(dtype=object) for c in CATEGORICAL}
+        # Codes into each column's distinct values ("unknown" last, for a missing code):
+        # rows are looked up by code, not copied as a million Python strings per column.
+        self.categorical = {}
+        for column in CATEGORICAL:
+            codes, uniques = pd.factorize(attrs[column])
+            values = np.append(np.asarray(uniques, dtype=object), "unknown")
+            self.categorical[column] = (np.asarray(codes), values)
         self.flags = {c: attrs[c].to_numpy(dtype=float) for c in _FLAGS}
 
-        coded = _Coded.of(eng, lead_index, clock, times["eng"])
+        self.lead_ids = leads = _arrow_text(lead_index)
+        coded = _Coded.of(eng, leads, clock, times["eng"])
         self.any_eng = coded.line(clock)
-        kinds = eng["kind"].astype(object).to_numpy()
-        self.per_kind = {k: coded.line(clock, kinds == k) for k in ENGAGEMENT_KINDS}
-        unsubscribed_eng = coded.line(clock, np.isin(kinds, UNSUBSCRIBE_KINDS))
+        kinds = coded.sorted_codes(_value_codes(eng["kind"]))
+        self.per_kind = {k: coded.line(clock, _is(kinds, k)) for k in ENGAGEMENT_KINDS}
+        unsubscribed_eng = coded.line(clock, _is(kinds, *UNSUBSCRIBE_KINDS))
 
-        touch_coded = _Coded.of(touches, lead_index, clock, times["touches"])
+        touch_coded = _Coded.of(touches, leads, clock, times["touches"])
         self.touch_line = touch_coded.line(clock)
-        touch_kind = _text(touches, "type" if "type" in touches.columns else "kind").to_numpy()
-        self.touch_kinds = {k: touch_coded.line(clock, touch_kind == k) for k in TOUCH_TYPES}
-        status = _text(touches, "status").to_numpy()
-        self.no_answer = touch_coded.line(clock, status == "no_answer")
+        touch_kind = touch_coded.sorted_codes(
+            _value_codes(_as_is(touches, "type" if "type" in touches.columns else "kind"))
+        )
+        self.touch_kinds = {k: touch_coded.line(clock, _is(touch_kind, k)) for k in TOUCH_TYPES}
+        status = touch_coded.sorted_codes(_value_codes(_as_is(touches, "status")))
+        self.no_answer = touch_coded.line(clock, _is(status, "no_answer"))
 
-        outcome_coded = _Coded.of(outcomes, lead_index, clock, times["outcomes"])
-        outcome_kind = outcomes["kind"].astype(object).to_numpy()
+        outcome_coded = _Coded.of(outcomes, leads, clock, times["outcomes"])
+        outcome_kind = outcome_coded.sorted_codes(_value_codes(outcomes["kind"]))
         self.bounced = (
-            outcome_coded.line(clock, outcome_kind == "bounced"),
-            touch_coded.line(clock, status == "bounced"),
+            outcome_coded.line(clock, _is(outcome_kind, "bounced")),
+            touch_coded.line(clock, _is(status, "bounced")),
         )
         self.unsubscribed = (
-            outcome_coded.line(clock, np.isin(outcome_kind, UNSUBSCRIBE_KINDS)),
+            outcome_coded.line(clock, _is(outcome_kind, *UNSUBSCRIBE_KINDS)),
             unsubscribed_eng,
         )
         self._account_history(frames, attrs)
@@ -695,7 +870,7 @@ class FeatureBuilder:
     def _account_history(self, frames: Frames, attrs: pd.DataFrame) -> None:
         """What the lead's colleagues did, as timelines per account: leads at the
         account, their first meetings, their disqualifications."""
-        n_codes, clock, lead_index = self.n_codes, self.clock, self.lead_index
+        n_codes, clock = self.n_codes, self.clock
         account_of = np.full(n_codes + 1, -1, dtype=np.int64)
         if n_codes:
             account_codes, _ = pd.factorize(attrs["account_crm_id"], use_na_sentinel=True)
@@ -716,7 +891,7 @@ class FeatureBuilder:
             ("acct_disqualified", "disqualified"),
         ):
             rows = frames.outcomes[frames.outcomes["kind"] == kind]
-            lead_codes = _lead_codes(lead_index, rows["lead_crm_id"])
+            lead_codes = _lead_codes(self.lead_ids, rows["lead_crm_id"])
             ns, missing = _ns(rows["occurred_at"])
             first = (
                 pd.DataFrame({"lead": lead_codes, "tick": clock.event(ns)})[
@@ -733,11 +908,10 @@ class FeatureBuilder:
     def build(self, panel: pd.DataFrame) -> pd.DataFrame:
         """Feature matrix for panel rows (``lead_crm_id``, ``cutoff``), in panel order."""
         n = len(panel)
-        n_codes, clock, undated = self.n_codes, self.clock, self.undated
-        codes = self.lead_index.get_indexer(panel["lead_crm_id"].astype(object).to_numpy())
+        codes = _lead_codes(self.lead_ids, panel["lead_crm_id"])
         known = codes >= 0
         # An unknown lead gets a code no event carries.
-        codes = np.where(known, codes, n_codes).astype(np.int64)
+        codes = np.where(known, codes, self.n_codes).astype(np.int64)
         cutoff_ns, cutoff_missing = _ns(panel["cutoff"])
         if cutoff_missing.any():
             raise ValueError("every panel row needs a cut-off")
@@ -745,75 +919,99 @@ class FeatureBuilder:
             cutoff_ns.min() < self._range[0] or cutoff_ns.max() > self._range[1]
         ):
             raise ValueError("a panel cut-off lies outside those the builder was prepared for")
-        c = clock.cutoff(cutoff_ns)
+        ticks = self.clock.cutoff(cutoff_ns)
+        # Filled a slice of rows at a time into one block, the slices' working arrays
+        # freed as they go: a million rows would otherwise hold every intermediate at once.
+        numeric = np.empty((len(NUMERIC), n)).T
+        categorical = {column: np.empty(n, dtype=object) for column in CATEGORICAL}
+        for begin in range(0, n, BUILD_ROWS):
+            rows = slice(begin, min(begin + BUILD_ROWS, n))
+            part = self._build(codes[rows], known[rows], ticks[rows])
+            for column in CATEGORICAL:
+                categorical[column][rows] = part[column]
+            for j, column in enumerate(NUMERIC):
+                numeric[rows, j] = part[column]
+        frame = pd.DataFrame(numeric, columns=list(NUMERIC), index=range(n), copy=False)
+        for position, column in enumerate(CATEGORICAL):
+            frame.insert(position, column, categorical[column])
+        return frame
+
+    def _build(self, codes: np.ndarray, known: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+        """Every feature of rows with lead ``codes`` (unknown leads: ``n_codes``) at cut-off
+        ticks ``c``."""
+        n = len(codes)
+        n_codes, clock, undated = self.n_codes, self.clock, self.undated
         row_created = self.created_tick[codes]
+        asof = _Rows(codes, c)
 
         out: dict[str, np.ndarray] = {}
-        rows = np.minimum(codes, max(n_codes - 1, 0))
+        attribute_rows = np.minimum(codes, max(n_codes - 1, 0))
         for column in CATEGORICAL:
-            values = self.categorical[column][rows] if n_codes else np.full(n, "")
+            codes_of, values_of = self.categorical[column]
+            values = values_of[codes_of[attribute_rows]] if n_codes else np.full(n, "")
             out[column] = np.where(known, values, "unknown").astype(object)
         out["age_days"] = np.where(row_created < undated, (c - row_created) / clock.day, 0.0).clip(
             0
         )
         for column in _FLAGS:
-            values = self.flags[column][rows] if n_codes else np.zeros(n)
+            values = self.flags[column][attribute_rows] if n_codes else np.zeros(n)
             out[column] = np.where(known, np.nan_to_num(values), 0.0)
 
         any_eng, per_kind = self.any_eng, self.per_kind
         for kind, line in per_kind.items():
             for window in WINDOWS_DAYS:
-                out[f"eng_{kind}_{window}d"] = line.window(codes, c, window)
-            out[f"eng_{kind}_all"] = line.count(codes, c)
-            out[f"eng_{kind}_decay"] = line.decayed(codes, c, DECAY_DAYS)
-            out[f"eng_{kind}_days_since_last"] = line.days_since_last(codes, c)
-        out["eng_decay"] = any_eng.decayed(codes, c, DECAY_DAYS)
-        out["eng_days_since_last"] = any_eng.days_since_last(codes, c)
-        out["eng_days_since_first"] = any_eng.days_since_first(codes, c)
+                out[f"eng_{kind}_{window}d"] = line.window(asof, window)
+            out[f"eng_{kind}_all"] = line.count(asof)
+            out[f"eng_{kind}_decay"] = line.decayed(asof, DECAY_DAYS)
+            out[f"eng_{kind}_days_since_last"] = line.days_since_last(asof)
+        out["eng_decay"] = any_eng.decayed(asof, DECAY_DAYS)
+        out["eng_days_since_last"] = any_eng.days_since_last(asof)
+        out["eng_days_since_first"] = any_eng.days_since_first(asof)
         out["eng_kinds"] = np.sum([out[f"eng_{k}_all"] > 0 for k in ENGAGEMENT_KINDS], axis=0) * 1.0
         # Anonymous research attached when the lead was identified (before it existed).
         before_created = np.minimum(c, row_created - 1)
         out["eng_before_created"] = np.where(
-            row_created < undated, any_eng.count(codes, before_created), 0.0
+            row_created < undated, any_eng.count(_Rows(codes, before_created)), 0.0
         )
 
         touch_line = self.touch_line
-        first_touch, touched = touch_line.first_tick(codes, c)
+        first_touch, touched = touch_line.first_tick(asof)
         # Engagement after the first sales touch: the lead answering outreach.
-        after = any_eng.count(codes, c) - any_eng.count(codes, first_touch)
+        after = any_eng.count(asof) - any_eng.count(_Rows(codes, first_touch))
         out["eng_after_touch"] = np.where(touched, after, 0.0)
         pricing, form = per_kind["pricing_page_visit"], per_kind["form_fill"]
-        first_pricing, has_pricing = pricing.first_tick(codes, c)
-        last_form, has_form = form.last_tick(codes, c)
+        first_pricing, has_pricing = pricing.first_tick(asof)
+        last_form, has_form = form.last_tick(asof)
         out["eng_pricing_then_form"] = (has_pricing & has_form & (last_form >= first_pricing)) * 1.0
-        first_click, has_click = per_kind["email_click"].first_tick(codes, c)
-        last_pricing, _ = pricing.last_tick(codes, c)
+        first_click, has_click = per_kind["email_click"].first_tick(asof)
+        last_pricing, _ = pricing.last_tick(asof)
         out["eng_click_then_pricing"] = (
             has_click & has_pricing & (last_pricing >= first_click)
         ) * 1.0
 
         for kind, line in self.touch_kinds.items():
-            out[f"touch_{kind}_all"] = line.count(codes, c)
-        out["touch_14d"] = touch_line.window(codes, c, 14)
-        out["touch_days_since_last"] = touch_line.days_since_last(codes, c)
-        out["touch_days_since_first"] = touch_line.days_since_first(codes, c)
-        out["touch_no_answer"] = self.no_answer.count(codes, c)
+            out[f"touch_{kind}_all"] = line.count(asof)
+        out["touch_14d"] = touch_line.window(asof, 14)
+        out["touch_days_since_last"] = touch_line.days_since_last(asof)
+        out["touch_days_since_first"] = touch_line.days_since_first(asof)
+        out["touch_no_answer"] = self.no_answer.count(asof)
         out["touched"] = touched * 1.0
 
-        bounced = self.bounced[0].count(codes, c)
-        bounced += self.bounced[1].count(codes, c)
+        bounced = self.bounced[0].count(asof)
+        bounced += self.bounced[1].count(asof)
         out["bounced"] = (bounced > 0) * 1.0
-        unsubscribed = self.unsubscribed[0].count(codes, c)
-        unsubscribed += self.unsubscribed[1].count(codes, c)
+        unsubscribed = self.unsubscribed[0].count(asof)
+        unsubscribed += self.unsubscribed[1].count(asof)
         out["unsubscribed"] = (unsubscribed > 0) * 1.0
 
         row_account = self.account_of[codes]
         query = np.where(row_account >= 0, row_account, self.n_accounts)  # no account: empty
         own = (row_created <= c) & (row_created < clock.span - 1)
-        out["acct_leads"] = np.maximum(self.account_leads.count(query, c) - own, 0.0)
+        by_account = _Rows(query, c)
+        out["acct_leads"] = np.maximum(self.account_leads.count(by_account) - own, 0.0)
         for name, (lead_first, line) in self.account_firsts.items():
-            out[name] = np.maximum(line.count(query, c) - (lead_first[codes] <= c), 0.0)
-        return pd.DataFrame({name: out[name] for name in FEATURES}, index=range(n))
+            out[name] = np.maximum(line.count(by_account) - (lead_first[codes] <= c), 0.0)
+        return out
 
 
 def build_features(frames: Frames, panel: pd.DataFrame) -> pd.DataFrame:

@@ -96,9 +96,8 @@ def _stage_rows(
     models: Models, X: pd.DataFrame, ids: np.ndarray, objects: np.ndarray, scored: dict
 ) -> list[tuple[Any, ...]]:
     rows = np.arange(len(ids))
-    guards = scored["guard_reasons"]
-    texts = items_text(models, X, guards)
-    flags = guarded(guards).tolist()
+    texts = items_text(models, X, scored, rows)
+    flags = guarded(scored, rows).tolist()
     uplift = uplift_json(models, scored, rows)
     best = scored["uplift_best"]
     columns = (

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Text, bindparam, func, insert, select
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Float, Text, bindparam, func, insert, select
 from threadpoolctl import threadpool_limits
 
 from integration.errors import ModelError
@@ -39,11 +41,13 @@ from integration.features import (
     read_frame,
 )
 from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best_action
+from integration.modeling.reasons import DEFAULT_EXCLUDED, group_features, reasons_json
+from integration.modeling.rules import guard_items
 from integration.registry import active, load, newest_shadow
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
 from integration.score_partition import neighbourhood
 from integration.store import Store
-from integration.store.bulk import copy_rows
+from integration.store.bulk import copy_columns
 from integration.store.models import ModelVersion, Score, utcnow
 
 CHUNK = 50_000
@@ -195,7 +199,7 @@ def score_chunk(
     """Everything the models say about a chunk of leads (vectorised); routing comes after,
     over the whole pass, and the model's reasons only for the rows written (`_reasons`):
     per-lead attributions and their text are costly, and a pass writes only what changed."""
-    raw = models.propensity.predict_proba(X)[:, 1]
+    raw, weights, groups = _explained(models.propensity, X)
     guarded = apply_guardrails(X, raw, context=context)
     low, high = guarded.limits
     n = len(X)
@@ -208,8 +212,13 @@ def score_chunk(
         "uplift_best": np.full(n, np.nan),
         "segment": np.full(n, None, dtype=object),
         "uplift": None,
-        "guard_reasons": guarded.reasons,
+        # Which guardrail moved which row: (rows, rules), the rules alongside.
+        "guard_moved": guarded.moved.T,
+        "guard_rules": guarded.rules,
     }
+    if weights is not None:
+        # What the reasons of the rows written are ranked from (`items_text`).
+        out["reason_weights"], out["reason_groups"] = weights, groups
     if models.uplift is not None:
         uplift = _predict_uplift(models.uplift, X, pool)
         best = best_action(uplift, models.uplift.min_uplift)
@@ -222,10 +231,26 @@ def score_chunk(
     return out
 
 
+def _explained(model: Any, X: pd.DataFrame) -> tuple[np.ndarray, Any, Any]:
+    """P(meeting) per row and, when the model gives them in the same pass over its trees,
+    the contributions per reason group (the lead's age left out, as in its `reasons`)
+    and those groups; else None, None and the reasons come from the model later."""
+    fused = getattr(model, "proba_and_group_contributions", None)
+    if fused is None:
+        return model.predict_proba(X)[:, 1], None, None
+    features = [f for f in getattr(model, "feature_names_in_", X.columns) if f in X.columns]
+    groups = {
+        name: group for name, group in group_features(features).items()
+        if name not in DEFAULT_EXCLUDED
+    }  # fmt: skip
+    proba, weights = fused(X, groups)
+    return proba, weights, [group for group, _ in groups.values()]
+
+
 def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in parts[0]:
-        if parts[0][key] is None or key == "uplift_actions":
+        if parts[0][key] is None or key in ("uplift_actions", "guard_rules", "reason_groups"):
             out[key] = parts[0][key]
         elif isinstance(parts[0][key], np.ndarray):
             out[key] = np.concatenate([p[key] for p in parts])
@@ -273,22 +298,33 @@ def routed(
     }
 
 
-def items_text(models: Models, X: pd.DataFrame, guard_reasons: list[list[Reason]]) -> list[str]:
-    """Per row, the model's top reasons then the guardrails that moved the score, as the
-    inside of a JSON list (the route is appended once the pass is routed)."""
-    found = models.propensity.reasons(X, top=TOP_REASONS)
-    return [
-        ", ".join(json.dumps(r.as_dict()) for r in [*items, *guards])
-        for items, guards in zip(found, guard_reasons, strict=True)
-    ]
+def items_text(
+    models: Models, X: pd.DataFrame, scored: dict[str, Any], rows: np.ndarray
+) -> list[str]:
+    """Per row of ``X`` (``rows`` of the pass), the model's top reasons then the
+    guardrails that moved the score, as the inside of a JSON list (the route is appended
+    once the pass is routed)."""
+    model = models.propensity
+    if "reason_weights" in scored:
+        found = np.asarray(
+            reasons_json(scored["reason_weights"][rows], scored["reason_groups"], X, TOP_REASONS),
+            dtype=object,
+        )
+    elif hasattr(model, "reasons_json"):
+        found = np.asarray(model.reasons_json(X, top=TOP_REASONS), dtype=object)
+    else:
+        found = np.array(
+            [", ".join(json.dumps(r.as_dict()) for r in items) for items in model.reasons(X)],
+            dtype=object,
+        )
+    guards = guard_items(scored["guard_rules"], scored["guard_moved"][rows].T)
+    both = (found != "") & (guards != "")
+    return np.where(both, found + ", " + guards, found + guards).tolist()
 
 
-def guarded(guard_reasons: list[list[Reason]]) -> np.ndarray:
-    return np.fromiter(
-        (any(r.code.startswith("guard.") for r in g) for g in guard_reasons),
-        dtype=bool,
-        count=len(guard_reasons),
-    )
+def guarded(scored: dict[str, Any], rows: np.ndarray) -> np.ndarray:
+    """Whether a guardrail moved each of ``rows``."""
+    return np.asarray(scored["guard_moved"][rows]).any(axis=1)
 
 
 HELD = json.dumps(Reason("guard.bucket", "= bucket held by an ICP guardrail", 0.0).as_dict())
@@ -300,31 +336,30 @@ def finish_reasons(
     """The stored ``reasons`` JSON of ``rows``: their items, a guardrail holding the
     routed bucket (unless a guardrail reason already says so: ``guarded``, aligned with
     ``items``), the route."""
-    out = []
-    for text, flag, i in zip(items, guarded, rows, strict=True):
-        extra = [HELD] if scored["held"][i] and not flag else []
-        route = Reason("route", f"= {scored['route_reason'][i]}", 0.0)
-        parts = [text] if text else []
-        out.append('{"items": [' + ", ".join([*parts, *extra, json.dumps(route.as_dict())]) + "]}")
-    return out
+    if not len(rows):
+        return []
+    # A route reason is one of a few thousand texts: each is serialised once.
+    route_codes, route_texts = pd.factorize(pd.Series(scored["route_reason"][rows], dtype=object))
+    routes = np.array(
+        [json.dumps(Reason("route", f"= {t}", 0.0).as_dict()) for t in route_texts], dtype=object
+    )[route_codes]
+    text = np.asarray(items, dtype=object)
+    held = np.asarray(scored["held"][rows], dtype=bool) & ~np.asarray(guarded, dtype=bool)
+    head = np.where(text != "", text + ", ", "")
+    head = np.where(held, head + HELD + ", ", head)
+    return ('{"items": [' + head + routes + "]}").tolist()
 
 
 def _reasons(
-    models: Models,
-    builder: FeatureBuilder,
-    ids: np.ndarray,
-    now: datetime,
-    scored: dict[str, Any],
-    rows: np.ndarray,
+    models: Models, X: pd.DataFrame, scored: dict[str, Any], rows: np.ndarray
 ) -> list[str]:
-    """The stored ``reasons`` JSON of ``rows``, their features rebuilt a chunk at a time."""
+    """The stored ``reasons`` JSON of ``rows`` (a chunk at a time: attributions and text
+    are made only for the rows written)."""
     out: list[str] = []
     for start in range(0, len(rows), CHUNK):
         part = rows[start : start + CHUNK]
-        X = builder.build(pd.DataFrame({"lead_crm_id": ids[part], "cutoff": now}))
-        guards = [scored["guard_reasons"][i] for i in part]
-        items = items_text(models, X, guards)
-        out.extend(finish_reasons(items, guarded(guards), scored, part))
+        items = items_text(models, X.iloc[part], scored, part)
+        out.extend(finish_reasons(items, guarded(scored, part), scored, part))
     return out
 
 
@@ -413,32 +448,35 @@ def score_leads(
     reference = None if lead_ids is None else _current_propensities(store, connection_id)
     ids = leads["crm_id"].to_numpy()
     objects = leads["crm_object"].to_numpy()
-    parts: dict[bool, list[dict[str, Any]]] = {m.shadow: [] for m in sets}
-    # What depends on the frames alone (lead attributes, sorted event streams) once.
     builder = FeatureBuilder(frames, pd.Series([now]))
-    statuses = lead_statuses(frames)
-    del frames, leads  # the builder holds what the pass still needs
-    with ThreadPoolExecutor(WORKERS) as pool:
-        for start in range(0, len(ids), CHUNK):
-            chunk_ids = ids[start : start + CHUNK]
-            X = builder.build(pd.DataFrame({"lead_crm_id": chunk_ids, "cutoff": now}))
-            context = lead_context(statuses, chunk_ids)
-            for models in sets:
-                parts[models.shadow].append(score_chunk(models, X, context, pool))
-            if progress:
-                progress(len(chunk_ids))
+    context = lead_context(lead_statuses(frames), ids)
+    # The builder holds what the features need: the frames can go before they are built.
+    del frames, leads
+    # Every open lead's features in one build (one pass over the events per question),
+    # kept for the reasons of the rows written.
+    X = builder.build(pd.DataFrame({"lead_crm_id": ids, "cutoff": now}))
+    del builder
+    chunks = [np.arange(start, min(start + CHUNK, len(ids))) for start in range(0, len(ids), CHUNK)]
     passes = []
-    for models in sets:
-        scored = _concat(parts[models.shadow])
+    # BLAS held to one thread around both threads (the models' own holds, entered and
+    # left by two threads at once, could otherwise leave the wrong count behind).
+    with ThreadPoolExecutor(WORKERS) as pool, threadpool_limits(limits=1, user_api="blas"):
+        for models in sets:
+            parts = []
+            # Chunks side by side: the models' heavy loops release the GIL.
+            for done in pool.map(
+                lambda rows, models=models: score_chunk(models, X.iloc[rows], context.iloc[rows]),
+                chunks,
+            ):
+                parts.append(done)
+                if progress and not models.shadow:
+                    progress(len(done["propensity"]))
+            scored = _concat(parts)
 
-        def texts(rows: np.ndarray, models=models, scored=scored) -> tuple[list[str], list[str]]:
-            # Attributions and their text are costly: only for the rows written.
-            return (
-                uplift_json(models, scored, rows),
-                _reasons(models, builder, ids, now, scored, rows),
-            )
+            def texts(rows: np.ndarray, models=models, scored=scored) -> tuple[Any, Any]:
+                return uplift_json(models, scored, rows), _reasons(models, X, scored, rows)
 
-        passes.append((models, scored, ids, objects, texts))
+            passes.append((models, scored, ids, objects, texts))
     return route_and_write(
         store, connection_id, passes, previous, policy, arms, reference, now, lead_ids is None
     )
@@ -465,6 +503,9 @@ def route_and_write(
     for models, scored, ids, objects, texts in passes:
         scored |= routed(scored, ids, policy, arms, reference)
         keep = np.flatnonzero(_changed(previous[models.shadow], ids, scored, models))
+        # Appended in lead-id order: the history's (connection, lead, id) index then takes
+        # its new entries page after page instead of all over (a third of the append).
+        keep = keep[pc.sort_indices(pa.array(ids[keep], type=pa.string())).to_numpy()]
         _insert(store, connection_id, models, ids, objects, scored, keep, now, texts)
         if models.shadow:
             shadow_written = len(keep)
@@ -499,46 +540,75 @@ def _save_baseline(store: Store, row: ModelVersion, buckets: np.ndarray, now: da
 
 
 def _insert(store, connection_id, models, ids, objects, scored, keep, now, texts: Texts) -> None:
-    """Append the ``keep`` rows a chunk at a time (their texts made then): one
-    statement, the pass's constants bound once, JSON serialised once per row."""
+    """Append the ``keep`` rows a chunk at a time: the pass's constants bound once, JSON
+    serialised once per row, no Python per value. A chunk's texts are made while the
+    previous chunk is written (the database works without the GIL)."""
 
     write = _writer(
         store,
         {"connection_id": connection_id, "model_version_id": models.propensity_row.id,
          "scored_at": now, "shadow": models.shadow},
     )  # fmt: skip
-    propensity = scored["propensity"].tolist()
-    for start in range(0, len(keep), CHUNK):
-        part = keep[start : start + CHUNK]
-        uplift, reasons = texts(part)
-        rows = [
-            (ids[i], objects[i], propensity[i], scored["bucket"][i], scored["action"][i],
-             scored["segment"][i], scored["queue"][i], uplift[j], reasons[j])
-            for j, i in enumerate(part)
-        ]  # fmt: skip
-        write(rows)
+    with ThreadPoolExecutor(1) as writer:
+        pending = None
+        for start in range(0, len(keep), CHUNK):
+            part = keep[start : start + CHUNK]
+            uplift, reasons = texts(part)
+            columns = {
+                "lead_crm_id": ids[part], "crm_object": objects[part],
+                "propensity": scored["propensity"][part], "bucket": scored["bucket"][part],
+                "action": scored["action"][part], "segment": scored["segment"][part],
+                "queue": scored["queue"][part], "uplift": np.asarray(uplift, dtype=object),
+                "reasons": np.asarray(reasons, dtype=object),
+            }  # fmt: skip
+            if pending is not None:
+                pending.result()
+            pending = writer.submit(write, columns)
+        if pending is not None:
+            pending.result()
 
 
 # The columns of a score row that vary by lead, in `_writer`'s row order.
 ROW_COLUMNS = ("lead_crm_id", "crm_object", "propensity", "bucket", "action", "segment",
                "queue", "uplift", "reasons")  # fmt: skip
 JSON_COLUMNS = ("uplift", "reasons")
+Columns = dict[str, np.ndarray]
 
 
-def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any, ...]]], None]:
-    """A function inserting score rows (``ROW_COLUMNS``, the JSON ones as serialised
-    text) with ``constants``, in one transaction per call.
+def _rows(columns: Columns) -> list[tuple[Any, ...]]:
+    """Per-row tuples of ``ROW_COLUMNS`` (numbers as Python numbers, None for missing)."""
+    values = [
+        columns[n].tolist() if columns[n].dtype != object else columns[n] for n in ROW_COLUMNS
+    ]
+    return list(zip(*values, strict=True))
 
-    On SQLite the driver's executemany gets plain tuples: what SQLAlchemy would bind,
-    without its per-row parameter processing (the constants are converted once by
-    their columns' types; the per-row columns have no conversion on SQLite). On
-    PostgreSQL a COPY (the JSON text goes in as it is); elsewhere a Core executemany
-    of the JSON text."""
+
+def _writer(store: Store, constants: dict[str, Any]) -> Callable[[Columns], None]:
+    """A function inserting score rows (``ROW_COLUMNS`` as arrays, the JSON ones as
+    serialised text) with ``constants``, in one transaction per call.
+
+    On PostgreSQL a COPY of whole columns (the JSON text goes in as it is). On SQLite
+    the driver's executemany gets plain tuples: what SQLAlchemy would bind, without
+    its per-row parameter processing (the constants are converted once by their
+    columns' types; the per-row columns need no conversion on SQLite). Elsewhere a
+    Core executemany of the JSON text."""
     table = Score.__table__
     dialect = store.engine.dialect
     names = [*constants, *ROW_COLUMNS]
     processors = {n: table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names}
-    plain = all(processors[n] is None for n in ROW_COLUMNS if n not in JSON_COLUMNS)
+    # Floats arrive as Python floats: SQLite's float processor would only call float().
+    plain = all(
+        processors[n] is None or isinstance(table.c[n].type, Float)
+        for n in ROW_COLUMNS
+        if n not in JSON_COLUMNS
+    )
+    if store.dialect == "postgresql":
+
+        def write_copy(columns: Columns) -> None:
+            copy_columns(store, table, {n: columns[n] for n in ROW_COLUMNS}, constants)
+
+        return write_copy
+
     if store.dialect == "sqlite" and plain:
         compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
         pick = itemgetter(*[names.index(n) for n in compiled.positiontup])
@@ -547,19 +617,11 @@ def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any
         )
         sql = str(compiled)
 
-        def write(rows: list[tuple[Any, ...]]) -> None:
+        def write(columns: Columns) -> None:
             with store.engine.begin() as connection:
-                connection.exec_driver_sql(sql, [pick(fixed + row) for row in rows])
+                connection.exec_driver_sql(sql, [pick(fixed + row) for row in _rows(columns)])
 
         return write
-
-    if store.dialect == "postgresql":
-        fixed_values = tuple(constants.values())
-
-        def write_copy(rows: list[tuple[Any, ...]]) -> None:
-            copy_rows(store, table, names, (fixed_values + row for row in rows))
-
-        return write_copy
 
     def json_text(name: str):
         return bindparam(f"{name}_json", type_=Text())
@@ -567,8 +629,10 @@ def _writer(store: Store, constants: dict[str, Any]) -> Callable[[list[tuple[Any
     statement = insert(table).values(**constants, **{n: json_text(n) for n in JSON_COLUMNS})
     keys = [f"{n}_json" if n in JSON_COLUMNS else n for n in ROW_COLUMNS]
 
-    def write_core(rows: list[tuple[Any, ...]]) -> None:
+    def write_core(columns: Columns) -> None:
         with store.engine.begin() as connection:
-            connection.execute(statement, [dict(zip(keys, row, strict=True)) for row in rows])
+            connection.execute(
+                statement, [dict(zip(keys, row, strict=True)) for row in _rows(columns)]
+            )
 
     return write_core

@@ -49,7 +49,7 @@ from integration.modeling import (
     uplift_auc_score,
     uplift_by_rep,
 )
-from integration.modeling.propensity import library_versions
+from integration.modeling.propensity import library_versions, map_distinct
 from integration.registry import ACTIVE, SHADOW, active, load, register
 from integration.store import Store
 from integration.store.models import Lead, utcnow
@@ -107,12 +107,19 @@ class UpliftScorer:
     def encode(self, X: pd.DataFrame) -> pd.DataFrame:
         """Numeric columns for the uplift learners: categoricals as their vocabulary
         index (-1 when unseen), numerics as they are."""
-        out = {
-            c: pd.Categorical(X[c].astype(str), categories=self.vocabulary[c]).codes.astype(float)
-            for c in CATEGORICAL
-        }
-        out.update({c: X[c].to_numpy(dtype=float) for c in UPLIFT_NUMERIC})
-        return pd.DataFrame(out)
+        # One column-major block: the learners read it back as an array without a copy.
+        out = np.empty((len(X), len(UPLIFT_FEATURES)), order="F")
+        for j, c in enumerate(CATEGORICAL):
+            vocabulary = pd.Index(self.vocabulary[c])
+
+            def codes(values: pd.Series, vocabulary: pd.Index = vocabulary) -> np.ndarray:
+                # Categorical codes without pandas' warning about unseen values.
+                return vocabulary.get_indexer(values.astype(str))
+
+            out[:, j] = map_distinct(X[c], codes)
+        for j, c in enumerate(UPLIFT_NUMERIC, start=len(CATEGORICAL)):
+            out[:, j] = X[c].to_numpy(dtype=float)
+        return pd.DataFrame(out, columns=list(UPLIFT_FEATURES), copy=False)
 
     def predict(self, X: pd.DataFrame) -> pd.DataFrame:
         """Uplift per action (probability difference), one column per action."""

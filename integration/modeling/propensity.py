@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import version as package_version
 from typing import Any
 
@@ -48,6 +49,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 from threadpoolctl import threadpool_limits
 
 from integration.errors import ModelError
+from integration.modeling import forest
 from integration.modeling.reasons import DEFAULT_EXCLUDED, Reason, top_reasons
 
 CANDIDATES = ("lightgbm", "logistic_regression")
@@ -106,6 +108,13 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
+def _floats(values: pd.Series) -> np.ndarray:
+    """``pd.to_numeric(values, errors="coerce")`` as float64 (a float column directly)."""
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind == "f":
+        return values.to_numpy(dtype=np.float64)
+    return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
+
+
 def signed_log1p(values: np.ndarray) -> np.ndarray:
     """sign(x) * log(1 + |x|): tames counts and day spans for the linear model."""
     values = np.asarray(values, dtype=float)
@@ -145,6 +154,19 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def _calibrator(method: str) -> PlattCalibrator | IsotonicCalibrator:
     return IsotonicCalibrator() if method == "isotonic" else PlattCalibrator()
+
+
+def map_distinct(values: pd.Series, function: Callable[[pd.Series], Any]) -> np.ndarray:
+    """``function(values)`` (elementwise) computed once per distinct value: a column of a
+    million leads holds a few dozen.
+
+    Values are grouped by equality, so an object column whose distinct values are not
+    all strings (``1 == 1.0 == True``, ``None`` and NaN group together) is mapped whole.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    if values.dtype == object and not all(isinstance(u, str) for u in uniques):
+        return np.asarray(function(values))
+    return np.asarray(function(pd.Series(uniques, dtype=values.dtype)))[codes]
 
 
 class PropensityModel(ClassifierMixin, BaseEstimator):
@@ -244,13 +266,48 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         out = {}
         for column in self._columns_:
             if column in self.categories_:
-                values = frame[column].astype(object).where(frame[column].notna(), "unknown")
-                out[column] = pd.Categorical(
-                    values.astype(str), categories=self.categories_[column]
+                out[column] = pd.Categorical.from_codes(
+                    self._category_codes(frame[column]), categories=self.categories_[column]
                 )
             else:
-                out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+                out[column] = _floats(frame[column])
         return pd.DataFrame(out)
+
+    def _category_codes(self, values: pd.Series) -> np.ndarray:
+        """Position of each value (as a string, missing as "unknown") among the column's
+        categories fixed at fit; -1 when unseen."""
+        categories = pd.Index(self.categories_[values.name])
+
+        def codes(distinct: pd.Series) -> np.ndarray:
+            text = distinct.astype(object).where(distinct.notna(), "unknown").astype(str)
+            return categories.get_indexer(text)
+
+        return map_distinct(values, codes)
+
+    def _encode_matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """``_encode`` as the float matrix LightGBM itself makes of it (categories as their
+        codes, unseen as NaN), column-major as `integration.modeling.forest` reads it."""
+        out = np.empty((len(frame), len(self._columns_)), order="F")
+        for j, column in enumerate(self._columns_):
+            if column in self.categories_:
+                codes = self._category_codes(frame[column])
+                out[:, j] = np.where(codes < 0, np.nan, codes)
+            else:
+                out[:, j] = _floats(frame[column])
+        return out
+
+    def _forest(self, model: Any) -> forest.Forest:
+        """The flattened trees of a fitted LightGBM candidate (built once, never pickled).
+
+        Its pandas categories must be those fixed at fit, which `_encode_matrix` codes by.
+        """
+        booster = model.booster_
+        trees = forest.forest_for(booster)
+        stored = booster.pandas_categorical or []
+        expected = [self.categories_[c] for c in self._columns_ if c in self.categories_]
+        if [list(map(str, c)) for c in stored] != expected:
+            raise ModelError("the LightGBM model's categories differ from those fixed at fit")
+        return trees
 
     def _linear_input(self, frame: pd.DataFrame) -> pd.DataFrame:
         out = {}
@@ -326,7 +383,10 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
 
     def _raw(self, name: str, model: Any, frame: pd.DataFrame) -> np.ndarray:
         if name == "lightgbm":
-            return model.predict_proba(self._encode(frame))[:, 1]
+            # The booster's own prediction, evaluated by compiled code (the same leaves
+            # and sums; `integration.modeling.forest`).
+            trees = self._forest(model)
+            return forest.probability(trees, forest.raw_score(trees, self._encode_matrix(frame)))
         return model.predict_proba(self._linear_input(frame))[:, 1]
 
     # -- fit -----------------------------------------------------------------------------
@@ -528,9 +588,9 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         Saabas ("treeinterpreter"): along the path a row takes through each tree, every
         split moves the node's value to its child's, and that move is credited to the
         split's feature; ``bias`` is the sum of the roots' values. A path ends in a leaf,
-        so each leaf's credits are tabulated once and a row's are looked up from the
-        leaves it reaches (``pred_leaf``): about a hundred times faster than TreeSHAP,
-        which scoring a million leads needs. ``method="shap"``: TreeSHAP
+        so each leaf's credits are tabulated once and a row's are added up from the
+        leaves it reaches, found by compiled code (`integration.modeling.forest`): far
+        faster than TreeSHAP, which scoring a million leads needs. ``method="shap"``: TreeSHAP
         (``pred_contrib``), the Shapley values, slower. Both agree on which signals
         dominate a row far more often than not; neither is a causal effect.
 
@@ -544,11 +604,10 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         frame = self._as_frame(X)
         columns = list(self._columns_)
         if self.estimator_name_ == "lightgbm":
-            encoded = self._encode(frame)
             if method == "shap":
-                values = self.estimator_.predict(encoded, pred_contrib=True)
+                values = self.estimator_.predict(self._encode(frame), pred_contrib=True)
                 return pd.DataFrame(np.asarray(values), columns=[*columns, "bias"])
-            out = self._path_contributions(encoded)
+            out = self._path_contributions(self._encode_matrix(frame))
             return pd.DataFrame(out, columns=[*columns, "bias"])
         features = self.estimator_.named_steps["features"]
         model = self.estimator_.named_steps["model"]
@@ -568,69 +627,55 @@ class PropensityModel(ClassifierMixin, BaseEstimator):
         frame_out["bias"] = bias
         return frame_out
 
-    def _path_tables(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Per tree and leaf, the (feature, credit) pairs of the path to that leaf, padded
-        to the deepest path: ``features`` and ``credits`` of shape (trees, leaves, depth)
-        (padding credits 0 to feature 0), and the summed root values."""
-        cached = getattr(self, "_path_cache", None)
-        if cached is not None:
-            return cached
-        trees = self.estimator_.booster_.dump_model()["tree_info"]
-        paths: list[dict[int, list[tuple[int, float]]]] = []
-        bias = 0.0
-        for tree in trees:
-            root = tree["tree_structure"]
-            leaves: dict[int, list[tuple[int, float]]] = {}
-            if "split_feature" not in root:
-                bias += float(root.get("leaf_value", 0.0))
-                leaves[int(root.get("leaf_index", 0))] = []
-                paths.append(leaves)
-                continue
-            bias += float(root["internal_value"])
-            stack = [(root, [])]
-            while stack:
-                node, path = stack.pop()
-                for side in ("left_child", "right_child"):
-                    child = node[side]
-                    leaf = "split_feature" not in child
-                    value = float(child["leaf_value"] if leaf else child["internal_value"])
-                    step = [*path, (int(node["split_feature"]), value - node["internal_value"])]
-                    if leaf:
-                        leaves[int(child["leaf_index"])] = step
-                    else:
-                        stack.append((child, step))
-            paths.append(leaves)
-        n_leaves = max(max(p) + 1 for p in paths)
-        depth = max(1, max(len(v) for p in paths for v in p.values()))
-        features = np.zeros((len(paths), n_leaves, depth), dtype=np.int32)
-        credits = np.zeros((len(paths), n_leaves, depth), dtype=np.float64)
-        for t, leaves in enumerate(paths):
-            for leaf, steps in leaves.items():
-                for d, (feature, credit) in enumerate(steps):
-                    features[t, leaf, d] = feature
-                    credits[t, leaf, d] = credit
-        self._path_cache = (features, credits, bias)
-        return self._path_cache
+    def _path_contributions(self, encoded: np.ndarray) -> np.ndarray:
+        """Per-feature path credits and the bias (last column) of ``_encode_matrix`` rows:
+        each leaf's path credits added up tree by tree, root first."""
+        _, credits, bias = forest.path_credits(self._forest(self.estimator_), encoded)
+        return np.column_stack([credits, np.full(len(encoded), bias)])
 
-    def _path_contributions(self, encoded: pd.DataFrame, chunk: int = 20_000) -> np.ndarray:
-        features, credits, bias = self._path_tables()
-        n_trees = features.shape[0]
-        n_features = len(self._columns_)
-        out = np.empty((len(encoded), n_features + 1))
-        tree_index = np.arange(n_trees)
-        for start in range(0, len(encoded), chunk):
-            part = encoded.iloc[start : start + chunk]
-            leaves = np.asarray(self.estimator_.predict(part, pred_leaf=True), dtype=np.int64)
-            leaves = leaves.reshape(len(part), -1)[:, :n_trees]
-            which = features[tree_index, leaves]  # (rows, trees, depth)
-            amount = credits[tree_index, leaves]
-            rows = np.arange(len(part))[:, None, None] * n_features
-            sums = np.bincount(
-                (rows + which).ravel(), weights=amount.ravel(), minlength=len(part) * n_features
+    def proba_and_group_contributions(
+        self,
+        X: Any,
+        groups: Mapping[str, tuple[Any, Sequence[str]]],
+        threads: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The calibrated P(label = 1) and the contributions summed per reason group, at
+        once: what scoring needs of a chunk, in one pass over LightGBM's trees.
+
+        Args:
+            X: feature rows.
+            groups: name → (group, its features), as from
+                `integration.modeling.reasons.group_features`; features the model lacks
+                are ignored.
+            threads: slices of the rows scored at once (LightGBM only).
+
+        Returns:
+            ``(proba, weights)``: proba (n,) as ``predict_proba(X)[:, 1]``; weights
+            (n, len(groups)), column g the sum of ``contributions(X)`` (``method="path"``)
+            over the features of the g-th group, which `top_reasons` ranks.
+        """
+        check_is_fitted(self, "calibrator_")
+        frame = self._as_frame(X)
+        position = {c: i for i, c in enumerate(self._columns_)}
+        group_of = np.full(len(self._columns_), -1, dtype=np.int64)
+        for g, (_, features) in enumerate(groups.values()):
+            for feature in features:
+                if feature in position:
+                    group_of[position[feature]] = g
+        if self.estimator_name_ == "lightgbm":
+            trees = self._forest(self.estimator_)
+            raw, weights, _ = forest.path_credits(
+                trees, self._encode_matrix(frame), group_of, len(groups), threads=threads
             )
-            out[start : start + len(part), :n_features] = sums.reshape(len(part), n_features)
-        out[:, n_features] = bias
-        return out
+            raw = forest.probability(trees, raw)
+        else:
+            raw = self._raw(self.estimator_name_, self.estimator_, frame)
+            per_feature = self.contributions(frame).to_numpy(float)[:, : len(self._columns_)]
+            weights = np.zeros((len(frame), len(groups)))
+            for g in range(len(groups)):
+                weights[:, g] = per_feature[:, group_of == g].sum(axis=1)
+        proba = np.clip(self.calibrator_.transform(raw), EPS, 1 - EPS)
+        return proba, weights
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

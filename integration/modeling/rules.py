@@ -30,6 +30,7 @@ Default guardrails (`DEFAULT_GUARDRAILS`):
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from integration.modeling.reasons import DEFAULT_EXCLUDED, Reason, top_reasons
+from integration.modeling.reasons import DEFAULT_EXCLUDED, Reason, top_reasons, top_reasons_json
 
 BUCKETS = ("Very Low", "Low", "Medium", "High", "Very High")  # ascending
 EPS = 1e-6
@@ -245,6 +246,18 @@ class RulesModel(ClassifierMixin, BaseEstimator):
         found = top_reasons(self.contributions(X), X, top=top, exclude=exclude)
         return [[mode, *r] for r in found]
 
+    def reasons_json(
+        self, X: pd.DataFrame, top: int = 3, exclude: tuple[str, ...] = DEFAULT_EXCLUDED
+    ) -> list[str]:
+        """`reasons` per row as serialised JSON items joined by ", " (built in bulk)."""
+        X = pd.DataFrame(X).reset_index(drop=True)
+        mode = Reason("mode.rules", f"= fit score from rules: {self.why}", 0.0)
+        first = json.dumps(mode.as_dict())
+        found = np.asarray(
+            top_reasons_json(self.contributions(X), X, top=top, exclude=exclude), dtype=object
+        )
+        return np.where(found == "", first, first + ", " + found).tolist()
+
 
 @dataclass(frozen=True)
 class BucketScheme:
@@ -322,12 +335,16 @@ DEFAULT_GUARDRAILS: tuple[Guardrail, ...] = (
 
 @dataclass(frozen=True)
 class GuardedScores:
-    """Probabilities after guardrails, their buckets, and which guardrails moved what."""
+    """Probabilities after guardrails, their buckets, and which guardrails moved what.
+
+    ``moved[j, i]`` says guardrail ``rules[j]`` moved row ``i``: one boolean per rule and
+    row, so a million scores carry no per-row objects. ``fired`` and ``reasons`` are the
+    per-row lists, made when asked; `reason_items` gives their serialised JSON items."""
 
     proba: np.ndarray
     buckets: np.ndarray
-    fired: list[list[str]]
-    reasons: list[list[Reason]]
+    rules: tuple[Guardrail, ...]
+    moved: np.ndarray
     skipped: list[str] = field(default_factory=list)
     # Per row, the lowest and highest bucket position the guardrails allow (0 and the
     # top where none applies): for buckets assigned by other means than probability
@@ -335,8 +352,41 @@ class GuardedScores:
     limits: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
+    def fired(self) -> list[list[str]]:
+        return [[self.rules[j].code for j in np.flatnonzero(row)] for row in self.moved.T]
+
+    @property
+    def reasons(self) -> list[list[Reason]]:
+        return [[_guard_reason(self.rules[j]) for j in np.flatnonzero(row)] for row in self.moved.T]
+
+    @property
     def changed(self) -> int:
-        return sum(1 for f in self.fired if f)
+        return int(self.moved.any(axis=0).sum()) if self.moved.size else 0
+
+    def any_moved(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per row (of ``rows``), whether a guardrail moved it."""
+        moved = self.moved if rows is None else self.moved[:, rows]
+        return moved.any(axis=0) if moved.shape[0] else np.zeros(moved.shape[1], dtype=bool)
+
+    def reason_items(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per row (of ``rows``), the JSON of its guardrail reasons (`guard_items`)."""
+        return guard_items(self.rules, self.moved if rows is None else self.moved[:, rows])
+
+
+def guard_items(rules: Sequence[Guardrail], moved: np.ndarray) -> np.ndarray:
+    """Per row, the JSON of the reasons of the guardrails that moved it (``moved``: one
+    row per rule), joined by ", " as `Reason.as_dict` serialises them; "" for none."""
+    out = np.full(moved.shape[1], "", dtype=object)
+    for j, rule in enumerate(rules):
+        hit = moved[j]
+        if hit.any():
+            item = json.dumps(_guard_reason(rule).as_dict())
+            out[hit] = np.where(out[hit] == "", item, out[hit] + ", " + item)
+    return out
+
+
+def _guard_reason(rule: Guardrail) -> Reason:
+    return Reason(rule.code, f"= {rule.text}", 0.0)
 
 
 def _rule_hits(
@@ -401,14 +451,13 @@ def apply_guardrails(
     low, high = scheme.bounds(final)
     moved = final != start
     adjusted = np.where(moved, np.clip(p, low, np.nextafter(high, 0.0)), p)
-    fired: list[list[str]] = [[] for _ in range(len(p))]
-    reasons: list[list[Reason]] = [[] for _ in range(len(p))]
-    for rule, hit in zip(guardrails, hits, strict=True):
+    moved_by = np.zeros((len(guardrails), len(p)), dtype=bool)
+    for j, (rule, hit) in enumerate(zip(guardrails, hits, strict=True)):
         if hit is None:
             continue
         target = (final > start) if rule.floor is not None and rule.cap is None else (final < start)
-        for i in np.flatnonzero(hit & moved & target):
-            fired[i].append(rule.code)
-            reasons[i].append(Reason(rule.code, f"= {rule.text}", 0.0))
+        moved_by[j] = hit & moved & target
     limits = _limits(hits, guardrails, scheme, len(p))
-    return GuardedScores(adjusted, scheme.label(adjusted), fired, reasons, skipped, limits)
+    return GuardedScores(
+        adjusted, scheme.label(adjusted), tuple(guardrails), moved_by, skipped, limits
+    )

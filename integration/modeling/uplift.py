@@ -101,6 +101,8 @@ from sklearn.preprocessing import SplineTransformer
 from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import threadpool_limits
 
+from integration.modeling import additive, forest
+
 __all__ = ["LEARNERS", "UpliftModel", "best_action"]
 
 LEARNERS = ("t", "s", "x", "dr", "gam", "ensemble", "auto")
@@ -566,10 +568,16 @@ class _SLearner(_Learner):
         return self
 
     def predict(self, X):
-        base = _proba(self.model_, self._design(X, 0))
-        return np.column_stack(
-            [_proba(self.model_, self._design(X, a)) - base for a in range(1, self.n_actions + 1)]
-        )
+        if isinstance(self.model_, _Constant):
+            return np.zeros((X.shape[0], self.n_actions))  # the same probability for every arm
+        # Every arm's design differs only in the indicator columns: the trees are
+        # evaluated once per row, each arm choosing among their leaves (see
+        # `integration.modeling.forest.raw_score_settings`).
+        trees = forest.forest_for(self.model_.booster_)
+        arms = np.vstack([np.zeros(self.n_actions), np.eye(self.n_actions)])
+        columns = np.arange(X.shape[1], X.shape[1] + self.n_actions)
+        p = forest.probability(trees, forest.raw_score_settings(trees, X, columns, arms))
+        return p[:, 1:] - p[:, [0]]
 
 
 class _Propensity:
@@ -754,8 +762,12 @@ class _Basis:
         blocks = []
         for j, spec in enumerate(self.specs_):
             keep = spec["keep"]
-            raw = self._raw(X[:, j], spec)[:, keep]
-            blocks.append((raw - spec["mean"][keep]) / spec["scale"][keep])
+            raw = self._raw(X[:, j], spec)
+            # In place on the kept columns' copy: the same arithmetic, one array fewer.
+            block = raw if keep.all() else raw[:, keep]
+            block -= spec["mean"][keep]
+            block /= spec["scale"][keep]
+            blocks.append(block)
         return blocks
 
 
@@ -896,20 +908,9 @@ class _AdditiveLogit(_Learner):
         return self
 
     def predict(self, X):
-        blocks = self.basis_.transform(X)
-        n = X.shape[0]
-        n_main = 1 + sum(b.shape[1] for b in blocks)
-        # The baseline part of the linear predictor is shared by every arm.
-        main = self.coef_[0] + np.hstack(blocks) @ self.coef_[1:n_main]
-        treatment = self.coef_[n_main:]
-
-        def eta(arm: int) -> np.ndarray:
-            w = self._w(np.full(n, arm, dtype=np.int64))
-            parts = [w[:, : self.n_actions]] + [w[:, [g]] * blocks[j] for g, j in self.modifiers_]
-            return main + np.hstack(parts) @ treatment
-
-        base = expit(eta(0))
-        return np.column_stack([expit(eta(a)) - base for a in range(1, self.n_actions + 1)])
+        # Compiled, each feature's basis evaluated once per row and the arms sharing it
+        # (`integration.modeling.additive`); equal to the design-matrix product to rounding.
+        return additive.uplift(self, X)
 
 
 def _score_tests(

@@ -171,6 +171,29 @@ def test_features_are_deterministic_and_independent_of_row_order(seeded) -> None
     pd.testing.assert_frame_equal(first, second.sort_index())
 
 
+def test_one_cut_off_per_lead_is_answered_as_a_panel_of_many_would_be(seeded) -> None:
+    # A scoring pass asks about each lead once (one pass over the events per question); a
+    # training panel asks about leads several times (a binary search per row). Both must
+    # give the same features: build the pass's rows alone, and again inside a panel that
+    # also holds each lead at a second cut-off.
+    # A cut-off inside the history: many events come after it and must not count.
+    now = seeded.leads["created_at"].quantile(0.8)
+    ids = seeded.leads["crm_id"].to_numpy()
+    scoring = pd.DataFrame({"lead_crm_id": ids, "cutoff": now})
+    earlier = pd.DataFrame({"lead_crm_id": ids, "cutoff": now - pd.Timedelta(days=20)})
+    mixed = pd.concat([scoring, earlier], ignore_index=True)
+    alone = build_features(seeded, scoring)
+    within = build_features(seeded, mixed).iloc[: len(ids)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(alone, within, check_exact=False, rtol=1e-12, atol=1e-12)
+    assert alone["eng_decay"].gt(0).mean() > 0.3 and alone["acct_leads"].gt(0).mean() > 0.3
+    # Every lead at the same cut-off, but some asked about twice: still one answer each.
+    repeated = build_features(seeded, pd.concat([scoring, scoring.head(50)], ignore_index=True))
+    pd.testing.assert_frame_equal(repeated.iloc[: len(ids)], alone)
+    pd.testing.assert_frame_equal(
+        repeated.iloc[len(ids) :].reset_index(drop=True), alone.head(50), check_index_type=False
+    )
+
+
 def test_counts_windows_decay_and_recency() -> None:
     frames = _frames(
         engagements=[
