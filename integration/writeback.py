@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from connectors.base import CRMConnector, RecordError
 from integration.store import Store
@@ -96,13 +96,19 @@ def _record_owners(store: Store, connection_id: int, done: Sequence[PlannedOwner
     if not done:
         return
     by_id = {o.crm_id: o for o in done}
+    # One statement executed for every owner (executemany), not a statement per owner.
+    moved = (
+        update(Lead.__table__)
+        .where(
+            Lead.__table__.c.connection_id == connection_id,
+            Lead.__table__.c.crm_id == bindparam("lead_id"),
+        )
+        .values(owner_crm_id=bindparam("owner_id"))
+    )
     with store.session() as session:
-        for owner in done:
-            session.execute(
-                update(Lead)
-                .where(Lead.connection_id == connection_id, Lead.crm_id == owner.crm_id)
-                .values(owner_crm_id=owner.owner_id)
-            )
+        session.connection().execute(
+            moved, [{"lead_id": o.crm_id, "owner_id": o.owner_id} for o in done]
+        )
         rows = session.scalars(
             select(Writeback).where(
                 Writeback.connection_id == connection_id, Writeback.crm_id.in_(list(by_id))

@@ -105,3 +105,43 @@ def test_routing_moves_leads_owned_by_queues_or_by_leadlift_but_never_a_reps_own
     bold = settings.model_copy(update={"overwrite_manual_owners": True})
     taken = plan_owner(bold, _score("Senior AE – Now"), *args, "005REP", None, plan, CHANGE)
     assert taken.owner_id == "00G1"
+
+
+def test_moved_owners_are_recorded_on_the_lead_and_in_its_pushed_state(store) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from integration.store.models import Connection, Lead, Writeback
+    from integration.writeback import _record_owners
+    from integration.writeback_plan import OWNER_KEY, PlannedOwner
+
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    with store.session() as session:
+        connection = Connection(name="c", crm="salesforce", status="active", settings={})
+        other = Connection(name="o", crm="salesforce", status="active", settings={})
+        session.add_all([connection, other])
+        session.flush()
+        for cid in (connection.id, other.id):
+            session.add_all(
+                Lead(connection_id=cid, crm_object="Lead", crm_id=f"L{i}", crm_modified_at=now,
+                     owner_crm_id="rep")
+                for i in range(3)
+            )  # fmt: skip
+        session.add(
+            Writeback(connection_id=connection.id, crm_object="Lead", crm_id="L0",
+                      field_values={"Lead_Score": 40}, status="ok")
+        )  # fmt: skip
+        cid, oid = connection.id, other.id
+    moved = [PlannedOwner("Lead", f"L{i}", f"Q{i}", "queue", "rep", NEW) for i in (0, 2)]
+    _record_owners(store, cid, moved)
+    with store.session() as session:
+        owners = dict(
+            session.execute(
+                select(Lead.connection_id.concat(":").concat(Lead.crm_id), Lead.owner_crm_id)
+            ).all()
+        )
+        pushed = session.scalars(select(Writeback)).one().field_values
+    assert owners == {f"{cid}:L0": "Q0", f"{cid}:L1": "rep", f"{cid}:L2": "Q2",
+                      f"{oid}:L0": "rep", f"{oid}:L1": "rep", f"{oid}:L2": "rep"}  # fmt: skip
+    assert pushed == {"Lead_Score": 40, OWNER_KEY: "Q0"}
