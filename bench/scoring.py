@@ -339,9 +339,8 @@ def fill_store(store: Store, seed: CrmSeed, name: str) -> tuple[int, dict[str, i
     )  # fmt: skip
 
     counts["outcome"] = _bulk(store, Outcome.__table__, common | _outcome_columns(seed, d))
-    if store.dialect == "postgresql":
-        with store.engine.begin() as connection:
-            connection.execute(text("ANALYZE"))
+    # As a sync of this many rows leaves the store (`integration.pipeline.run_sync`).
+    store.refresh_statistics()
     return cid, counts
 
 

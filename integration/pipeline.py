@@ -84,6 +84,11 @@ class CycleReport:
         return dict(self.__dict__)
 
 
+# A sync writing this many rows has the planner count the tables again (see
+# `Store.refresh_statistics`): a first sync of a large org, or a big import.
+RECOUNT_AFTER_ROWS = 100_000
+
+
 def run_sync(
     store: Store,
     settings: Settings,
@@ -101,6 +106,8 @@ def run_sync(
                 )
             out[obj] = result.as_dict()
             stats[obj] = {"pulled": result.pulled, "written": result.written}
+        if sum(result["written"] for result in out.values()) >= RECOUNT_AFTER_ROWS:
+            store.refresh_statistics()
         gaps = getattr(connector, "vocabulary_gaps", None)
         if gaps and gaps():
             # Values the vocabulary does not map yet: for RevOps to map, never guessed.

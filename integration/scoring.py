@@ -21,14 +21,13 @@ from collections.abc import Callable, Collection
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Float, Text, bindparam, func, insert, select
+from sqlalchemy import func, select
 from threadpoolctl import threadpool_limits
 
 from integration.errors import ModelError
@@ -47,7 +46,7 @@ from integration.registry import active, load, newest_shadow
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
 from integration.score_partition import neighbourhood
 from integration.store import Store
-from integration.store.bulk import copy_columns
+from integration.store.bulk import appending
 from integration.store.models import ModelVersion, Score, utcnow
 
 CHUNK = 50_000
@@ -540,99 +539,24 @@ def _save_baseline(store: Store, row: ModelVersion, buckets: np.ndarray, now: da
 
 
 def _insert(store, connection_id, models, ids, objects, scored, keep, now, texts: Texts) -> None:
-    """Append the ``keep`` rows a chunk at a time: the pass's constants bound once, JSON
-    serialised once per row, no Python per value. A chunk's texts are made while the
-    previous chunk is written (the database works without the GIL)."""
-
-    write = _writer(
-        store,
-        {"connection_id": connection_id, "model_version_id": models.propensity_row.id,
-         "scored_at": now, "shadow": models.shadow},
-    )  # fmt: skip
-    with ThreadPoolExecutor(1) as writer:
-        pending = None
+    """Append the ``keep`` rows a chunk at a time, in one transaction: the pass's
+    constants bound once, JSON serialised once per row, no Python per value; the database
+    takes a chunk while the next one's texts are made (`integration.store.bulk`)."""
+    constants = {"connection_id": connection_id, "model_version_id": models.propensity_row.id,
+                 "scored_at": now, "shadow": models.shadow}  # fmt: skip
+    with appending(store, Score.__table__, constants, JSON_COLUMNS, rows=len(keep)) as write:
         for start in range(0, len(keep), CHUNK):
             part = keep[start : start + CHUNK]
             uplift, reasons = texts(part)
-            columns = {
-                "lead_crm_id": ids[part], "crm_object": objects[part],
-                "propensity": scored["propensity"][part], "bucket": scored["bucket"][part],
-                "action": scored["action"][part], "segment": scored["segment"][part],
-                "queue": scored["queue"][part], "uplift": np.asarray(uplift, dtype=object),
-                "reasons": np.asarray(reasons, dtype=object),
-            }  # fmt: skip
-            if pending is not None:
-                pending.result()
-            pending = writer.submit(write, columns)
-        if pending is not None:
-            pending.result()
+            write(
+                {
+                    "lead_crm_id": ids[part], "crm_object": objects[part],
+                    "propensity": scored["propensity"][part], "bucket": scored["bucket"][part],
+                    "action": scored["action"][part], "segment": scored["segment"][part],
+                    "queue": scored["queue"][part], "uplift": np.asarray(uplift, dtype=object),
+                    "reasons": np.asarray(reasons, dtype=object),
+                }
+            )  # fmt: skip
 
 
-# The columns of a score row that vary by lead, in `_writer`'s row order.
-ROW_COLUMNS = ("lead_crm_id", "crm_object", "propensity", "bucket", "action", "segment",
-               "queue", "uplift", "reasons")  # fmt: skip
-JSON_COLUMNS = ("uplift", "reasons")
-Columns = dict[str, np.ndarray]
-
-
-def _rows(columns: Columns) -> list[tuple[Any, ...]]:
-    """Per-row tuples of ``ROW_COLUMNS`` (numbers as Python numbers, None for missing)."""
-    values = [
-        columns[n].tolist() if columns[n].dtype != object else columns[n] for n in ROW_COLUMNS
-    ]
-    return list(zip(*values, strict=True))
-
-
-def _writer(store: Store, constants: dict[str, Any]) -> Callable[[Columns], None]:
-    """A function inserting score rows (``ROW_COLUMNS`` as arrays, the JSON ones as
-    serialised text) with ``constants``, in one transaction per call.
-
-    On PostgreSQL a COPY of whole columns (the JSON text goes in as it is). On SQLite
-    the driver's executemany gets plain tuples: what SQLAlchemy would bind, without
-    its per-row parameter processing (the constants are converted once by their
-    columns' types; the per-row columns need no conversion on SQLite). Elsewhere a
-    Core executemany of the JSON text."""
-    table = Score.__table__
-    dialect = store.engine.dialect
-    names = [*constants, *ROW_COLUMNS]
-    processors = {n: table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names}
-    # Floats arrive as Python floats: SQLite's float processor would only call float().
-    plain = all(
-        processors[n] is None or isinstance(table.c[n].type, Float)
-        for n in ROW_COLUMNS
-        if n not in JSON_COLUMNS
-    )
-    if store.dialect == "postgresql":
-
-        def write_copy(columns: Columns) -> None:
-            copy_columns(store, table, {n: columns[n] for n in ROW_COLUMNS}, constants)
-
-        return write_copy
-
-    if store.dialect == "sqlite" and plain:
-        compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
-        pick = itemgetter(*[names.index(n) for n in compiled.positiontup])
-        fixed = tuple(
-            processors[n](v) if processors[n] is not None else v for n, v in constants.items()
-        )
-        sql = str(compiled)
-
-        def write(columns: Columns) -> None:
-            with store.engine.begin() as connection:
-                connection.exec_driver_sql(sql, [pick(fixed + row) for row in _rows(columns)])
-
-        return write
-
-    def json_text(name: str):
-        return bindparam(f"{name}_json", type_=Text())
-
-    statement = insert(table).values(**constants, **{n: json_text(n) for n in JSON_COLUMNS})
-    keys = [f"{n}_json" if n in JSON_COLUMNS else n for n in ROW_COLUMNS]
-
-    def write_core(columns: Columns) -> None:
-        with store.engine.begin() as connection:
-            connection.execute(
-                statement, [dict(zip(keys, row, strict=True)) for row in _rows(columns)]
-            )
-
-    return write_core
+JSON_COLUMNS = ("uplift", "reasons")  # score columns handed over as serialised JSON

@@ -1,17 +1,25 @@
 """Appending many rows at once: PostgreSQL's COPY, which is several times faster than
-any INSERT for the million-row appends of a scoring pass."""
+any INSERT for the million-row appends of a scoring pass, and its SQLite counterpart
+(`appending`)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
+from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import Table
+from sqlalchemy import Table, Text, bindparam, insert
 
 from integration.store.db import Store
 
@@ -43,60 +51,219 @@ def copy_rows(
 
 
 COPY_BATCH = 200_000  # rows serialised and sent at a time
+SQLITE_WRITER = Path(__file__).with_name("sqlite_writer.py")
+Columns = Mapping[str, Any]
 
 
-def copy_columns(
-    store: Store, table: Table, columns: Mapping[str, Any], constants: Mapping[str, Any]
-) -> int:
-    """``COPY table FROM STDIN (FORMAT csv)`` of whole columns, in one transaction.
+@contextmanager
+def appending(
+    store: Store,
+    table: Table,
+    constants: Mapping[str, Any],
+    text_columns: Sequence[str] = (),
+    rows: int | None = None,
+) -> Iterator[Callable[[Columns], None]]:
+    """A function appending rows given as whole columns (equal-length arrays: text or
+    None as objects, numbers, bools), each with ``constants``; everything it appended is
+    committed at once when the block ends, and nothing when it raises.
 
-    ``columns`` are equal-length arrays (object arrays of text or None, numbers, bools);
-    ``constants`` hold one value for every row. Arrow writes the CSV a batch at a time
-    (a null is an empty field, an empty text a quoted one, which is how PostgreSQL's
-    CSV format tells them apart), so a million score rows cost no Python per row.
-    Returns the rows copied."""
-    if store.dialect != "postgresql":
-        raise ValueError("COPY is PostgreSQL's; use an executemany elsewhere")
-    if not columns:
-        raise ValueError("copy_columns needs at least one column of values")
-    n = len(next(iter(columns.values())))
-    names = [*columns, *constants]
-    quoted = ", ".join(f'"{c}"' for c in names)
+    ``text_columns`` hold serialised text for columns of another type (JSON), stored as
+    given. The database takes each batch while the caller makes the next one:
+
+    * PostgreSQL: one ``COPY … FROM STDIN (FORMAT csv)``, a batch of CSV at a time,
+      written by Arrow (a null is an empty field, an empty text a quoted one: how the
+      CSV format tells them apart), so a million rows cost no Python per row;
+    * a SQLite file, from `FEW_ROWS` rows (``rows``, when known): `sqlite_writer` in a
+      process of its own, fed an Arrow stream (ADBC binds the values in C; why not in this
+      process: see there);
+    * otherwise an executemany of plain tuples: the values SQLAlchemy would bind, the
+      constants converted once by their columns' types.
+    """
+    if store.dialect == "postgresql":
+        with _copying(store, table, constants) as write:
+            yield write
+    elif (
+        store.dialect == "sqlite"
+        and (rows is None or rows >= FEW_ROWS)
+        and sys.executable
+        and _sqlite_file(store) is not None
+    ):
+        with _ingesting(store, table, constants) as write:
+            yield write
+    else:
+        with _inserting(store, table, constants, text_columns) as write:
+            yield write
+
+
+FEW_ROWS = 5_000  # fewer are inserted in this process: a writer process takes a while to start
+
+
+@contextmanager
+def _copying(
+    store: Store, table: Table, constants: Mapping[str, Any]
+) -> Iterator[Callable[[Columns], None]]:
     options = pa_csv.WriteOptions(include_header=False)
     raw = store.engine.raw_connection()
     try:
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv)') as copy,
-        ):
-            for start in range(0, n, COPY_BATCH):
-                stop = min(start + COPY_BATCH, n)
-                arrays = [_arrow(values[start:stop]) for values in columns.values()]
-                arrays += [_arrow(np.full(stop - start, value, dtype=object)) for value in
-                           constants.values()]  # fmt: skip
-                buffer = io.BytesIO()
-                pa_csv.write_csv(pa.Table.from_arrays(arrays, names=names), buffer, options)
-                copy.write(buffer.getbuffer())
+        with contextlib.ExitStack() as stack:
+            cursor = stack.enter_context(raw.cursor())
+            opened: list[tuple[tuple[str, ...], Any]] = []
+
+            def write(columns: Columns) -> None:
+                names = (*columns, *constants)
+                if not opened:
+                    quoted = ", ".join(f'"{c}"' for c in names)
+                    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv)'
+                    opened.append((names, stack.enter_context(cursor.copy(statement))))
+                elif opened[0][0] != names:
+                    raise ValueError("every batch of one append needs the same columns")
+                copy = opened[0][1]
+                for start in range(0, _length(columns), COPY_BATCH):
+                    arrays = _arrays(columns, constants, slice(start, start + COPY_BATCH))
+                    buffer = io.BytesIO()
+                    frame = pa.Table.from_arrays(arrays, names=list(names))
+                    pa_csv.write_csv(frame, buffer, options)
+                    copy.write(buffer.getbuffer())
+
+            yield write
         raw.commit()
     except BaseException:
         raw.rollback()
         raise
     finally:
         raw.close()
-    return n
 
 
-def _arrow(values: Any) -> pa.Array:
-    array = np.asarray(values)
-    if array.dtype == object:
-        sample = next((v for v in array if v is not None), None)
+def _sqlite_file(store: Store) -> str | None:
+    database = store.engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = os.path.abspath(database)
+    return path if os.path.isfile(path) else None
+
+
+@contextmanager
+def _ingesting(
+    store: Store, table: Table, constants: Mapping[str, Any]
+) -> Iterator[Callable[[Columns], None]]:
+    fixed = _processed(store, table, constants)
+    process = subprocess.Popen(
+        [sys.executable, "-P", str(SQLITE_WRITER)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    streams: list[Any] = []
+    failed = False
+    try:
+
+        def write(columns: Columns) -> None:
+            if not _length(columns):
+                return
+            arrays = _arrays(columns, fixed, slice(None), sqlite=True)
+            batch = pa.RecordBatch.from_arrays(arrays, names=[*columns, *fixed])
+            if not streams:
+                metadata = {"uri": _sqlite_file(store), "table": table.name}
+                schema = batch.schema.with_metadata(metadata)
+                streams.append(pa.ipc.new_stream(process.stdin, schema))
+            try:
+                streams[0].write_batch(batch)
+            except (OSError, pa.ArrowInvalid):
+                # The writer stopped early; its message, read below, says why.
+                raise _WriterGone from None
+
+        try:
+            yield write
+        except _WriterGone:
+            failed = True
+        except BaseException:
+            process.kill()  # nothing committed: the writer commits only at the stream's end
+            raise
+        if not failed:
+            with contextlib.suppress(OSError):
+                if streams:
+                    streams[0].close()
+                process.stdin.close()
+    finally:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
+        error = process.stderr.read().decode(errors="replace")
+        process.stderr.close()
+        status = process.wait()
+    if failed or status != 0:
+        raise RuntimeError(f"appending to {table.name} through ADBC failed: {error or status}")
+
+
+class _WriterGone(Exception):
+    """The writer process closed its end of the pipe."""
+
+
+@contextmanager
+def _inserting(
+    store: Store, table: Table, constants: Mapping[str, Any], text_columns: Sequence[str]
+) -> Iterator[Callable[[Columns], None]]:
+    dialect = store.engine.dialect
+    with store.engine.begin() as connection:
+        statements: dict[tuple[str, ...], tuple[str, Callable[..., tuple[Any, ...]]]] = {}
+
+        def write(columns: Columns) -> None:
+            names = (*constants, *columns)
+            if names not in statements:
+                values = {
+                    n: bindparam(n, type_=Text()) if n in text_columns else bindparam(n)
+                    for n in names
+                }
+                compiled = insert(table).values(values).compile(dialect=dialect)
+                fixed = tuple(_processed(store, table, constants).values())
+                pick = itemgetter(*[names.index(n) for n in compiled.positiontup])
+                statements[names] = (str(compiled), lambda row, f=fixed, p=pick: p(f + row))
+            sql, bind = statements[names]
+            values = [
+                v if getattr(v, "dtype", None) is np.dtype(object) else np.asarray(v).tolist()
+                for v in columns.values()
+            ]
+            connection.exec_driver_sql(sql, [bind(row) for row in zip(*values, strict=True)])
+
+        yield write
+
+
+def _processed(store: Store, table: Table, constants: Mapping[str, Any]) -> dict[str, Any]:
+    """The constants as the database stores them (each through its column's type)."""
+    dialect = store.engine.dialect
+    out = {}
+    for name, value in constants.items():
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        out[name] = process(value) if process is not None and value is not None else value
+    return out
+
+
+def _length(columns: Columns) -> int:
+    return len(next(iter(columns.values()))) if columns else 0
+
+
+def _arrays(
+    columns: Columns, constants: Mapping[str, Any], rows: slice, sqlite: bool = False
+) -> list[pa.Array]:
+    arrays = [_arrow(np.asarray(values)[rows], sqlite) for values in columns.values()]
+    n = len(arrays[0]) if arrays else 0
+    arrays += [_arrow(np.full(n, value, dtype=object), sqlite) for value in constants.values()]
+    return arrays
+
+
+def _arrow(values: np.ndarray, sqlite: bool = False) -> pa.Array:
+    if values.dtype == object:
+        sample = next((v for v in values if v is not None), None)
         if isinstance(sample, datetime):
-            array = np.array([None if v is None else v.isoformat() for v in array], dtype=object)
+            values = np.array([None if v is None else v.isoformat() for v in values], dtype=object)
         elif isinstance(sample, bool | np.bool_):
-            return pa.array(array, type=pa.bool_(), from_pandas=True)
+            # SQLite has no boolean: SQLAlchemy stores 0 and 1.
+            kind = pa.int64() if sqlite else pa.bool_()
+            return pa.array(values.astype(float) if sqlite else values, type=kind, from_pandas=True)
         elif isinstance(sample, int | np.integer):
-            return pa.array(array, type=pa.int64(), from_pandas=True)
+            return pa.array(values, type=pa.int64(), from_pandas=True)
         elif isinstance(sample, float | np.floating):
-            return pa.array(array, type=pa.float64(), from_pandas=True)
-        return pa.array(array, type=pa.string(), from_pandas=True)
-    return pa.array(array, from_pandas=True)
+            return pa.array(values, type=pa.float64(), from_pandas=True)
+        return pa.array(values, type=pa.string(), from_pandas=True)
+    if sqlite and values.dtype == bool:
+        return pa.array(values.astype(np.int64))
+    return pa.array(values, from_pandas=True)

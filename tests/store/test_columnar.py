@@ -394,6 +394,26 @@ def test_synced_crms_read_the_same(store, tmp_path) -> None:
                 assert got.leads["lifecycle_raw"].notna().any()
 
 
+@pytest.mark.parametrize("recount_after", [0, 10**9])
+def test_a_large_sync_has_the_planner_count_the_tables(tmp_path, recount_after) -> None:
+    """Without counts SQLite's planner read a million leads' events in index order."""
+    world = generate_world(n_leads=60, seed=5, now=NOW)
+    with make_rig(world, tmp_path, secret_key=Fernet.generate_key().decode()) as rig:
+        connection = get_connection(rig.store, rig.connect("salesforce"))
+        connector = build_connector(rig.store, rig.settings, connection)
+        with mock.patch("integration.pipeline.RECOUNT_AFTER_ROWS", recount_after):
+            run_sync(rig.store, rig.settings, connection, connector, NullReporter())
+        with rig.store.engine.connect() as db:
+            counted = db.exec_driver_sql(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            ).scalar()
+            if counted:
+                counted = db.exec_driver_sql(
+                    "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'lead'"
+                ).scalar()
+        assert bool(counted) == (recount_after == 0)
+
+
 def test_concurrently_returns_each_result_and_raises_a_failure(filled) -> None:
     store, _ = filled
     assert columnar.concurrently(store, {"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}

@@ -1,16 +1,19 @@
-"""Score rows written by column (COPY on PostgreSQL, plain executemany on SQLite) read back
-exactly as given."""
+"""Score rows appended by column (COPY on PostgreSQL, a writer process or a plain
+executemany on SQLite) read back exactly as given, or not at all."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from unittest import mock
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from integration.scoring import _writer
+from integration.scoring import JSON_COLUMNS
+from integration.store import Store, bulk
+from integration.store.bulk import appending
 from integration.store.models import Connection, Score
 
 AWKWARD = [
@@ -21,19 +24,22 @@ AWKWARD = [
     "back\\slash \\N",
     "− unicode ✓",
 ]
+NOW = datetime(2026, 11, 1, 2, 30, tzinfo=UTC)
 
 
-def test_score_rows_round_trip_through_the_writer(store) -> None:
+def _connection(store: Store) -> int:
     with store.session() as session:
         connection = Connection(name="c", crm="salesforce", status="active", settings={})
         session.add(connection)
         session.flush()
-        cid = connection.id
-    now = datetime(2026, 11, 1, 2, 30, tzinfo=UTC)
+        return connection.id
+
+
+def _columns(prefix: str = "L") -> dict[str, np.ndarray]:
     n = len(AWKWARD)
     reasons = [json.dumps({"items": [{"code": "x", "text": t, "weight": -0.0}]}) for t in AWKWARD]
-    columns = {
-        "lead_crm_id": np.array([f"L{i}" for i in range(n)], dtype=object),
+    return {
+        "lead_crm_id": np.array([f"{prefix}{i}" for i in range(n)], dtype=object),
         "crm_object": np.array(["Lead"] * n, dtype=object),
         "propensity": np.array([0.1, 1e-7, 0.3333333333333333, 0.0, 1.0, 0.25]),
         "bucket": np.array(AWKWARD, dtype=object),
@@ -43,22 +49,63 @@ def test_score_rows_round_trip_through_the_writer(store) -> None:
         "uplift": np.array(['{"by_action": {"a": -0.0123}}'] * n, dtype=object),
         "reasons": np.array(reasons, dtype=object),
     }
-    write = _writer(
-        store, {"connection_id": cid, "model_version_id": None, "scored_at": now, "shadow": True}
-    )
-    write(columns)
+
+
+def _check(store: Store, cid: int, batches: int) -> None:
+    columns = _columns()
     with store.session() as session:
-        rows = session.scalars(select(Score).order_by(Score.lead_crm_id)).all()
+        rows = session.scalars(select(Score).order_by(Score.id)).all()
         back = [
             (r.lead_crm_id, r.propensity, r.bucket, r.action, r.segment, r.queue, r.uplift,
-             r.reasons, r.scored_at, r.shadow, r.connection_id)
+             r.reasons, r.scored_at, r.shadow, r.connection_id, r.model_version_id)
             for r in rows
         ]  # fmt: skip
-    assert len(back) == n
-    for i, row in enumerate(back):
+    assert len(back) == len(AWKWARD) * batches
+    for k, row in enumerate(back):
+        i = k % len(AWKWARD)
         assert row[0] == f"L{i}"
-        assert row[1] == pytest.approx(columns["propensity"][i], rel=0, abs=0)
+        assert row[1] == columns["propensity"][i]  # exactly: no float lost in the text
         assert row[2:6] == (AWKWARD[i], columns["action"][i], columns["segment"][i], None)
         assert row[6] == {"by_action": {"a": -0.0123}}
         assert row[7]["items"][0]["text"] == AWKWARD[i]
-        assert row[8] == now and row[9] is True and row[10] == cid
+        assert row[8:] == (NOW, True, cid, None)
+
+
+@pytest.mark.parametrize("writer", ["in process", "writer process"])
+def test_score_rows_round_trip_in_batches(store, writer) -> None:
+    cid = _connection(store)
+    constants = {"connection_id": cid, "model_version_id": None, "scored_at": NOW, "shadow": True}
+    few = 0 if writer == "writer process" else 10**9
+    with mock.patch.object(bulk, "FEW_ROWS", few), appending(
+        store, Score.__table__, constants, JSON_COLUMNS
+    ) as write:
+        write(_columns())
+        write(_columns())
+    _check(store, cid, batches=2)
+
+
+def test_a_failed_append_leaves_nothing_behind(tmp_path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.upgrade()
+    cid = _connection(store)
+    constants = {"connection_id": cid, "model_version_id": None, "scored_at": NOW, "shadow": True}
+    for few in (0, 10**9):
+        with (
+            mock.patch.object(bulk, "FEW_ROWS", few),
+            pytest.raises(RuntimeError, match="boom"),
+            appending(store, Score.__table__, constants, JSON_COLUMNS) as write,
+        ):
+            write(_columns())
+            raise RuntimeError("boom")
+    # A batch the database refuses (NULL in a NOT NULL column) fails the whole append.
+    broken = _columns() | {"crm_object": np.array([None] * len(AWKWARD), dtype=object)}
+    with (
+        mock.patch.object(bulk, "FEW_ROWS", 0),
+        pytest.raises(RuntimeError, match="ADBC"),
+        appending(store, Score.__table__, constants, JSON_COLUMNS) as write,
+    ):
+        write(_columns())
+        write(broken)
+    with store.session() as session:
+        assert session.scalar(select(func.count(Score.id))) == 0
+    store.dispose()
