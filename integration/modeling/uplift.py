@@ -70,9 +70,10 @@ Why lean on the ensemble:
   validation still guards against a candidate that is clearly broken on the data at
   hand.
 
-The chosen learner is then refitted on all rows. A GAM refit starts from the basis,
-modifiers and coefficients of its validation fit and continues the selection on all
-rows, which takes a few Newton steps instead of a full search. ``validation_``
+The chosen learner is then refitted on all rows. The GAM's basis (knots and scaling,
+read from X alone) is fitted once on all rows and serves both fits; its refit starts
+from the modifiers and coefficients of its validation fit and continues the selection
+on all rows, which takes a few Newton steps instead of a full search. ``validation_``
 records every score.
 
 Columns of ``predict`` are the actions in **sorted** order (``actions_``); the
@@ -330,7 +331,8 @@ class UpliftModel(BaseEstimator):
         if name == "ensemble":
             return _Ensemble([self._make(c, warm) for c in self.candidates])
         if name == "gam":
-            return _AdditiveLogit(self, (warm or {}).get("gam"))
+            warm = warm or {}
+            return _AdditiveLogit(self, warm.get("gam"), warm.get("gam_basis"))
         learner = {
             "t": _TLearner,
             "s": _SLearner,
@@ -344,8 +346,9 @@ class UpliftModel(BaseEstimator):
 
         Returns:
             The chosen learner's name and warm-start hints for its refit on every row:
-            the GAM fitted on the fitting part, whose basis, effect modifiers and
-            coefficients the refit starts from (it may add modifiers).
+            the basis of every row and its blocks, and the GAM fitted on the fitting
+            part, whose effect modifiers and coefficients the refit starts from (it may
+            add modifiers).
         """
         strata = code * 2 + y.astype(np.int64)
         if np.unique(strata, return_counts=True)[1].min() < 2:
@@ -358,8 +361,20 @@ class UpliftModel(BaseEstimator):
         )
         predictions = {}
         warm: dict[str, Any] = {}
+        if "gam" in self.candidates:
+            # The basis reads X alone (quantile knots, scaling), never y: one basis of
+            # every row serves the validation fit and the refit, and keeps the
+            # validation honest.
+            basis = _Basis(self.gam_knots).fit(X)
+            blocks = basis.transform(X)
+            warm["gam_basis"] = (basis, blocks)
         for name in self.candidates:
-            learner = self._make(name).fit(X[fit_rows], code[fit_rows], y[fit_rows])
+            if name == "gam":
+                part = (basis, [block[fit_rows] for block in blocks])
+                learner = _AdditiveLogit(self, prepared=part)
+            else:
+                learner = self._make(name)
+            learner.fit(X[fit_rows], code[fit_rows], y[fit_rows])
             predictions[name] = learner.predict(X[val_rows])
             if name == "gam":
                 warm["gam"] = learner
@@ -789,17 +804,20 @@ def _penalized_logistic(
     penalty: float,
     start: np.ndarray | None = None,
     tol: float = 1e-3,
+    Z1_32: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge logistic regression by damped Newton (IRLS); the intercept is unpenalized.
 
     Minimizes ``sum logloss(y, sigma(Z1 beta)) + penalty/2 * |beta[1:]|^2``, where the
     first column of ``Z1`` is the intercept's column of ones. Stops when the Newton
-    decrement (about twice the loss still to gain) is below ``tol``.
+    decrement (about twice the loss still to gain) is below ``tol``. ``Z1_32``: ``Z1``
+    in single precision, when the caller has it already.
 
     Returns:
         (coef, fitted probabilities, penalized Hessian at the optimum).
     """
-    Z1_32 = Z1.astype(np.float32)
+    if Z1_32 is None:
+        Z1_32 = Z1.astype(np.float32)
     q = Z1.shape[1]
     ridge = np.full(q, penalty)
     ridge[0] = 0.0
@@ -820,7 +838,7 @@ def _penalized_logistic(
         step = np.linalg.solve(hessian + 1e-8 * np.eye(q), gradient)
         decrement = float(gradient @ step)  # twice the loss a full Newton step would save
         if decrement < tol:
-            break
+            return beta, p, hessian  # already at this beta
         direction = Z1 @ step
         scale = 1.0
         while True:
@@ -842,11 +860,20 @@ class _AdditiveLogit(_Learner):
     fitting part). Its basis, modifiers and coefficients are the starting point, and
     the forward selection continues from there. The refit then costs a few Newton
     steps instead of a full selection.
+
+    ``prepared``: a fitted basis and the blocks it makes of the ``X`` that ``fit`` will
+    get, when the caller has them already. Neither hint is kept after ``fit``.
     """
 
-    def __init__(self, owner: UpliftModel, warm: _AdditiveLogit | None = None) -> None:
+    def __init__(
+        self,
+        owner: UpliftModel,
+        warm: _AdditiveLogit | None = None,
+        prepared: tuple[_Basis, list[np.ndarray]] | None = None,
+    ) -> None:
         super().__init__(owner)
         self.warm = warm
+        self.prepared = prepared
 
     def _design(self, blocks: list[np.ndarray], w: np.ndarray) -> np.ndarray:
         """The intercept's ones, the main blocks, w_1..w_A, then each modifier block times
@@ -859,12 +886,20 @@ class _AdditiveLogit(_Learner):
         """Centred arm indicators w_a, plus w_any = sum_a w_a with more than one action."""
         onehot = (code[:, None] == np.arange(1, self.n_actions + 1)[None, :]).astype(float)
         w = onehot - self.shares_[None, :]
-        return np.hstack([w, w.sum(axis=1, keepdims=True)]) if self.n_actions > 1 else w
+        if self.n_actions == 1:
+            return w
+        # From the indicators, not as w.sum(axis=1): summing the centred columns rounds
+        # differently per arm, and w_any must take exactly two values (`_score_tests`).
+        w_any = onehot.sum(axis=1, keepdims=True) - self.shares_.sum()
+        return np.hstack([w, w_any])
 
     def fit(self, X, code, y):
         owner = self.owner
-        self.basis_ = self.warm.basis_ if self.warm else _Basis(owner.gam_knots).fit(X)
-        blocks = self.basis_.transform(X)
+        if self.prepared is not None:
+            self.basis_, blocks = self.prepared
+        else:
+            self.basis_ = self.warm.basis_ if self.warm else _Basis(owner.gam_knots).fit(X)
+            blocks = self.basis_.transform(X)
         self.shares_ = np.array([np.mean(code == a) for a in range(1, self.n_actions + 1)])
         w = self._w(code)
         groups = w.shape[1]  # each action, plus the shared "any action" group
@@ -877,12 +912,13 @@ class _AdditiveLogit(_Learner):
         # compare statistics against chi-square critical values of 20 and more.
         rough = 0.1
         Z1 = self._design(blocks, w)
+        Z1_32 = Z1.astype(np.float32)
+        every = np.hstack(blocks)
+        tests = _ScoreTests(every, [b.shape[1] for b in blocks], w, y, owner.gam_penalty)
         start = self.warm.coef_ if self.warm else None
-        beta, p, hessian = _penalized_logistic(Z1, y, owner.gam_penalty, start, tol=rough)
+        beta, p, hessian = _penalized_logistic(Z1, y, owner.gam_penalty, start, rough, Z1_32)
         while candidates:
-            pvalues, steps = _score_tests(
-                Z1, y, p, hessian, blocks, w, candidates, owner.gam_penalty
-            )
+            pvalues, steps = tests.run(Z1_32, p, hessian, candidates)
             # One block per group and step (the groups' blocks barely overlap), each at
             # the Bonferroni level over every block still out of the model.
             level = owner.gam_alpha / len(candidates)
@@ -903,8 +939,10 @@ class _AdditiveLogit(_Learner):
             # only showed once another modifier was in the model.
             candidates = [c for i, c in enumerate(candidates) if i not in added]
             Z1 = self._design(blocks, w)
-            beta, p, hessian = _penalized_logistic(Z1, y, owner.gam_penalty, start, tol=rough)
-        self.coef_ = _penalized_logistic(Z1, y, owner.gam_penalty, beta)[0]
+            Z1_32 = Z1.astype(np.float32)
+            beta, p, hessian = _penalized_logistic(Z1, y, owner.gam_penalty, start, rough, Z1_32)
+        self.coef_ = _penalized_logistic(Z1, y, owner.gam_penalty, beta, Z1_32=Z1_32)[0]
+        self.warm = self.prepared = None  # hints, not part of the fitted model
         return self
 
     def predict(self, X):
@@ -913,70 +951,86 @@ class _AdditiveLogit(_Learner):
         return additive.uplift(self, X)
 
 
-def _score_tests(
-    Z1: np.ndarray,
-    y: np.ndarray,
-    p: np.ndarray,
-    hessian: np.ndarray,
-    blocks: list[np.ndarray],
-    w: np.ndarray,
-    candidates: list[tuple[int, int]],
-    penalty: float,
-) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """p-value of the score test for adding each candidate block ``w_a * B_j``.
+class _ScoreTests:
+    """Score tests for adding a candidate block ``w_a * B_j`` to the current GAM fit.
 
     For a block W the statistic is ``U' I*^+ U`` with ``U = W'(y - p)`` and the
     efficient information ``I* = W'VW + penalty*I - W'VZ H^{-1} Z'VW`` (V = p(1-p),
     H the current penalized Hessian); chi-square with rank(I*) degrees of freedom.
 
-    Returns:
-        The p-values, and per candidate index the one-step estimate ``I*^+ U`` of the
-        block's coefficients (a start for the refit).
+    The products over the rows are shared. The main blocks ``B`` (``every``, side by
+    side) are columns 1.. of the design ``Z``, so ``B'VZ`` holds ``B'VB`` too. A
+    centred arm indicator takes two values, ``base`` on most rows and ``other`` on the
+    rest, so ``W'VZ = base B'VZ + (other - base) B_s'V_sZ_s`` and ``W'VW = base^2 B'VB
+    + (other^2 - base^2) B_s'V_sB_s``, where ``_s`` keeps the smaller set of rows: one
+    product over every row per round, and one over a fraction of the rows per group.
+    Products in single precision, as in `_gram`.
     """
-    v = p * (1 - p)
-    h_inv = np.linalg.inv(hessian + 1e-10 * np.eye(hessian.shape[0]))
-    residual = y - p
-    sizes = [b.shape[1] for b in blocks]
-    offsets = np.r_[0, np.cumsum(sizes)]
-    every = np.hstack(blocks)
-    every_32 = every.astype(np.float32)
-    zv = Z1.astype(np.float32) * v.astype(np.float32)[:, None]
-    out = np.ones(len(candidates))
-    steps: dict[int, np.ndarray] = {}
-    full: np.ndarray | None = None
-    for a in np.unique([c[0] for c in candidates]):
-        wa = w[:, a]
-        # W'VZ for every block at once, (sum k, q); single precision as in _gram.
-        levels = np.unique(wa)
-        if levels.size == 2:
-            # A centred arm indicator takes two values: W'VZ is the product over every
-            # row (shared by the groups) at one value, plus the smaller set of rows at
-            # the difference, which reads a fraction of the rows per group.
-            if full is None:
-                full = (every_32.T @ zv).astype(np.float64)
-            first = wa == levels[0]
+
+    def __init__(
+        self,
+        every: np.ndarray,
+        sizes: list[int],
+        w: np.ndarray,
+        y: np.ndarray,
+        penalty: float,
+    ) -> None:
+        self.every = every
+        self.every_32 = every.astype(np.float32)
+        self.offsets = np.r_[0, np.cumsum(sizes)]
+        self.w = w
+        self.y = y
+        self.penalty = penalty
+        self.levels: dict[int, tuple[np.ndarray, float, float]] = {}
+        self.small_32: dict[int, np.ndarray] = {}
+        for a in range(w.shape[1]):
+            values = np.unique(w[:, a])
+            if values.size != 2:
+                raise ValueError(f"arm indicator {a} takes {values.size} values, not two")
+            first = w[:, a] == values[0]
             small = first if first.sum() <= first.size // 2 else ~first
-            base, other = float(wa[~small][0]), float(wa[small][0])
-            part = (every_32[small].T @ zv[small]).astype(np.float64)
+            self.levels[a] = (small, float(w[~small, a][0]), float(w[small, a][0]))
+            self.small_32[a] = self.every_32[small]
+
+    def run(
+        self,
+        Z1_32: np.ndarray,
+        p: np.ndarray,
+        hessian: np.ndarray,
+        candidates: list[tuple[int, int]],
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """p-value per candidate, and per candidate index the one-step estimate
+        ``I*^+ U`` of the block's coefficients (a start for the refit)."""
+        v = p * (1 - p)
+        h_inv = np.linalg.inv(hessian + 1e-10 * np.eye(hessian.shape[0]))
+        residual = self.y - p
+        every, every_32, offsets = self.every, self.every_32, self.offsets
+        zv = Z1_32 * v.astype(np.float32)[:, None]
+        inner = slice(1, 1 + every.shape[1])  # B's columns in Z
+        out = np.ones(len(candidates))
+        steps: dict[int, np.ndarray] = {}
+        full = (every_32.T @ zv).astype(np.float64)
+        for a in np.unique([c[0] for c in candidates]):
+            wa = self.w[:, a]
+            small, base, other = self.levels[a]
+            part = (self.small_32[a].T @ zv[small]).astype(np.float64)
             cross_all = base * full + (other - base) * part
-        else:
-            cross_all = ((every_32 * wa.astype(np.float32)[:, None]).T @ zv).astype(np.float64)
-        score_all = every.T @ (wa * residual)
-        vww = v * wa * wa
-        for i, (group, j) in enumerate(candidates):
-            if group != a:
-                continue
-            cols = slice(offsets[j], offsets[j + 1])
-            B = every[:, cols]
-            cross = cross_all[cols]
-            info = (B * vww[:, None]).T @ B + penalty * np.eye(sizes[j]) - cross @ h_inv @ cross.T
-            score = score_all[cols]
-            # One eigendecomposition gives both the pseudo-inverse and the rank (the
-            # tolerance is numpy's matrix_rank default).
-            values, vectors = np.linalg.eigh(info)
-            size = np.abs(values)
-            kept = size > size.max(initial=0.0) * sizes[j] * np.finfo(float).eps
-            step = (vectors[:, kept] / values[kept]) @ (vectors[:, kept].T @ score)
-            out[i] = chi2.sf(float(score @ step), max(int(kept.sum()), 1))
-            steps[i] = step
-    return out, steps
+            vww_all = base**2 * full[:, inner] + (other**2 - base**2) * part[:, inner]
+            score_all = every.T @ (wa * residual)
+            for i, (group, j) in enumerate(candidates):
+                if group != a:
+                    continue
+                cols = slice(offsets[j], offsets[j + 1])
+                size_j = offsets[j + 1] - offsets[j]
+                cross = cross_all[cols]
+                info = vww_all[cols, cols] + self.penalty * np.eye(size_j) - cross @ h_inv @ cross.T
+                score = score_all[cols]
+                # One eigendecomposition gives both the pseudo-inverse and the rank (the
+                # tolerance is numpy's matrix_rank default).
+                values, vectors = np.linalg.eigh(info)
+                size = np.abs(values)
+                kept = size > size.max(initial=0.0) * size_j * np.finfo(float).eps
+                step = (vectors[:, kept] / values[kept]) @ (vectors[:, kept].T @ score)
+                out[i] = chi2.sf(float(score @ step), max(int(kept.sum()), 1))
+                steps[i] = step
+        return out, steps

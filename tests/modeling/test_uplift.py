@@ -211,3 +211,47 @@ def test_weighted_qini_equals_the_metric_on_repeated_rows():
     assert _qini_weighted(y, t.astype(float), score, counts[None, :].astype(float))[
         0
     ] == pytest.approx(qini_auc_score(y[rows], score[rows], t[rows]))
+
+
+def test_score_tests_equal_the_direct_statistic(data):
+    """The shared single-precision products give the p-values of the textbook formula:
+    U = W'(y - p), I* = W'VW + penalty I - W'VZ H^-1 Z'VW, U' I*^+ U ~ chi2(rank)."""
+    from scipy.stats import chi2
+
+    from integration.modeling.uplift import (
+        _AdditiveLogit,
+        _Basis,
+        _penalized_logistic,
+        _ScoreTests,
+    )
+
+    X, arm, y = data
+    owner = UpliftModel()
+    owner.actions_ = ["a_bad", "b_good"]
+    code = np.select([arm == "a_bad", arm == "b_good"], [1, 2], 0)
+    values, y = X.to_numpy(), y.astype(float)
+    learner = _AdditiveLogit(owner)
+    learner.shares_ = np.array([np.mean(code == 1), np.mean(code == 2)])
+    learner.modifiers_ = [(1, 1)]  # one modifier in the model already
+    blocks = _Basis(8).fit(values).transform(values)
+    w = learner._w(code)
+    assert [np.unique(w[:, a]).size for a in range(3)] == [2, 2, 2]
+    Z1 = learner._design(blocks, w)
+    _, p, hessian = _penalized_logistic(Z1, y, 1.0)
+    candidates = [(a, j) for a in range(3) for j in range(3) if (a, j) != (1, 1)]
+    tests = _ScoreTests(np.hstack(blocks), [b.shape[1] for b in blocks], w, y, 1.0)
+    got, steps = tests.run(Z1.astype(np.float32), p, hessian, candidates)
+    v = p * (1 - p)
+    for i, (a, j) in enumerate(candidates):
+        W = w[:, [a]] * blocks[j]
+        score = W.T @ (y - p)
+        cross = (W * v[:, None]).T @ Z1
+        info = (
+            (W * v[:, None]).T @ W + np.eye(W.shape[1]) - cross @ np.linalg.solve(hessian, cross.T)
+        )
+        statistic = score @ np.linalg.pinv(info) @ score
+        expected = chi2.sf(statistic, np.linalg.matrix_rank(info))
+        assert got[i] == pytest.approx(expected, rel=1e-3, abs=1e-12), (a, j)
+        np.testing.assert_allclose(steps[i], np.linalg.pinv(info) @ score, rtol=1e-3, atol=1e-4)
+    # x0 modifies b_good's effect (group 1 is b_good: actions sorted, 0-based)
+    assert got[candidates.index((1, 0))] < 1e-6
