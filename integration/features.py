@@ -21,7 +21,10 @@ unsubscribe counts only when it arrives as a timestamped event
 from __future__ import annotations
 
 import json
+import os
+import weakref
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from operator import itemgetter
@@ -119,6 +122,7 @@ class Frames:
 READ_CHUNK = 200_000  # rows fetched and converted at a time
 _NO_TIME = np.iinfo(np.int64).min  # NaT
 BUILD_ROWS = 200_000  # panel rows featurised at a time
+BUILD_THREADS = min(2, os.cpu_count() or 1)  # slices featurised side by side
 
 
 def _utc(values: np.ndarray) -> np.ndarray:
@@ -631,10 +635,13 @@ class _Timeline:
         self.ticks = ticks
         self.span = clock.span
         self.day = clock.day
+        # Caches, each written whole (a build's slices may ask from two threads at once).
         self._key: np.ndarray | None = None
-        self._decay: tuple[np.ndarray, np.ndarray] | None = None
+        self._decay: tuple[float, np.ndarray, np.ndarray] | None = None
         self._start: tuple[np.ndarray, np.ndarray] | None = None
-        self._per: list[tuple[_Rows, _PerCode]] = []
+        # A build asks about a few row sets per slice (the cut-offs, the creation times,
+        # the first touches) in turn; each answer lives as long as its rows.
+        self._per: weakref.WeakKeyDictionary[_Rows, _PerCode] = weakref.WeakKeyDictionary()
 
     @property
     def key(self) -> np.ndarray:
@@ -645,13 +652,9 @@ class _Timeline:
     def _per_code(self, rows: _Rows) -> _PerCode | None:
         if rows.threshold is None:
             return None
-        for seen, per in self._per:
-            if seen is rows:
-                return per
-        # A build asks about a few row sets (the cut-offs, the creation times, the first
-        # touches) in turn: keep the latest few.
-        per = _PerCode(self, rows)
-        self._per = [*self._per[-3:], (rows, per)]
+        per = self._per.get(rows)
+        if per is None:
+            per = self._per[rows] = _PerCode(self, rows)
         return per
 
     def upto(self, rows: _Rows) -> np.ndarray:
@@ -667,11 +670,12 @@ class _Timeline:
         per = self._per_code(rows)
         if per is not None:
             return per.start
-        if self._start is None or self._start[0] is not rows.codes:
+        start = self._start
+        if start is None or start[0] is not rows.codes:
             # Every query of one build asks about the same rows: search their starts once.
             codes = rows.codes
-            self._start = (codes, np.searchsorted(self.key, codes * self.span, side="left"))
-        return self._start[1]
+            start = self._start = (codes, np.searchsorted(self.key, codes * self.span, side="left"))
+        return start[1]
 
     def count(self, rows: _Rows) -> np.ndarray:
         return (self.upto(rows) - self.start(rows)).astype(float)
@@ -715,15 +719,16 @@ class _Timeline:
             # Ages are >= 0 here, so every weight is <= 1 and the sum is exact enough.
             weights = np.exp((per.ticks - per.cut) / scale)
             return np.bincount(per.codes, weights=weights, minlength=per.width)[per.local]
-        if self._decay is None:
+        decay = self._decay
+        if decay is None or decay[0] != days:
             # Anchor each code's weights at its last event (weights <= 1) and sum them
             # within the code only, so no large sum is ever subtracted from another.
             last = np.flatnonzero(np.r_[self.codes[1:] != self.codes[:-1], True])
             anchor = np.repeat(self.ticks[last], np.diff(np.r_[-1, last]))
             weights = np.exp((self.ticks - anchor) / scale)
             running = pd.Series(weights).groupby(self.codes).cumsum().to_numpy()
-            self._decay = (anchor, running)
-        anchor, running = self._decay
+            decay = self._decay = (days, anchor, running)
+        _, anchor, running = decay
         end = self.upto(rows)
         has = end > self.start(rows)
         at = np.maximum(end - 1, 0)
@@ -753,8 +758,10 @@ def _arrow_text(values: Any) -> pa.Array:
         out = pa.array(np.asarray(array, dtype=object), from_pandas=True)
     if isinstance(out, pa.ChunkedArray):
         out = out.combine_chunks()
-    return out if pa.types.is_string(out.type) or pa.types.is_large_string(out.type) else (
-        pc.cast(out, pa.string())
+    return (
+        out
+        if pa.types.is_string(out.type) or pa.types.is_large_string(out.type)
+        else (pc.cast(out, pa.string()))
     )
 
 
@@ -939,13 +946,23 @@ class FeatureBuilder:
         # freed as they go: a million rows would otherwise hold every intermediate at once.
         numeric = np.empty((len(NUMERIC), n)).T
         categorical = {column: np.empty(n, dtype=object) for column in CATEGORICAL}
-        for begin in range(0, n, BUILD_ROWS):
+
+        def fill(begin: int) -> None:
             rows = slice(begin, min(begin + BUILD_ROWS, n))
             part = self._build(codes[rows], known[rows], ticks[rows])
             for column in CATEGORICAL:
                 categorical[column][rows] = part[column]
             for j, column in enumerate(NUMERIC):
                 numeric[rows, j] = part[column]
+
+        starts = range(0, n, BUILD_ROWS)
+        if len(starts) > 1 and BUILD_THREADS > 1:
+            # Slices side by side: their sorts, searches and sums release the GIL.
+            with ThreadPoolExecutor(BUILD_THREADS) as pool:
+                list(pool.map(fill, starts))
+        else:
+            for begin in starts:
+                fill(begin)
         frame = pd.DataFrame(numeric, columns=list(NUMERIC), index=range(n), copy=False)
         for position, column in enumerate(CATEGORICAL):
             frame.insert(position, column, categorical[column])

@@ -194,6 +194,25 @@ def test_one_cut_off_per_lead_is_answered_as_a_panel_of_many_would_be(seeded) ->
     )
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_build_in_slices_equals_one_build(seeded, monkeypatch, threads) -> None:
+    """Slices of the panel, in turn or side by side in threads, give the one-slice build:
+    every cache a slice fills answers for its own rows only."""
+    from integration import features
+
+    now = seeded.leads["created_at"].quantile(0.8)
+    ids = seeded.leads["crm_id"].to_numpy()
+    scoring = pd.DataFrame({"lead_crm_id": ids, "cutoff": now})
+    panel = training_panel(seeded, seeded.leads["created_at"].max(), 21)[["lead_crm_id", "cutoff"]]
+    for rows in (scoring, panel.reset_index(drop=True)):
+        whole = build_features(seeded, rows)
+        monkeypatch.setattr(features, "BUILD_ROWS", 37)
+        monkeypatch.setattr(features, "BUILD_THREADS", threads)
+        sliced = build_features(seeded, rows)
+        monkeypatch.undo()
+        pd.testing.assert_frame_equal(sliced, whole)
+
+
 def test_counts_windows_decay_and_recency() -> None:
     frames = _frames(
         engagements=[
