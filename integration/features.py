@@ -832,42 +832,71 @@ class FeatureBuilder:
     """
 
     def __init__(self, frames: Frames, cutoffs: Any) -> None:
-        attrs = _lead_attributes(frames)
+        eng, touches, outcomes = frames.engagements, frames.touches, frames.outcomes
+        # The event tables are prepared side by side: their sorts, lookups and factorizing
+        # release the GIL for most of their time.
+        with ThreadPoolExecutor(BUILD_THREADS) as pool:
+            timed = {name: pool.submit(_ns, t["occurred_at"]) for name, t in
+                     (("eng", eng), ("touches", touches), ("outcomes", outcomes))}  # fmt: skip
+            attrs = _lead_attributes(frames)
+            times = {name: future.result() for name, future in timed.items()}
+            self._lead_table(attrs, cutoffs, times)
+            clock, leads = self.clock, self.lead_ids
+            events = [
+                pool.submit(self._engagements, eng, leads, clock, times["eng"]),
+                pool.submit(self._touches_outcomes, touches, outcomes, leads, clock, times),
+            ]
+            # Codes into each column's distinct values ("unknown" last, for a missing
+            # code): rows are looked up by code, not copied as a million Python strings.
+            self.categorical = {}
+            for column in CATEGORICAL:
+                codes, uniques = pd.factorize(attrs[column])
+                values = np.append(np.asarray(uniques, dtype=object), "unknown")
+                self.categorical[column] = (np.asarray(codes), values)
+            self.flags = {c: attrs[c].to_numpy(dtype=float) for c in _FLAGS}
+            self._account_history(frames, attrs)
+            unsubscribed_eng = events[0].result()
+            self.unsubscribed = (events[1].result(), unsubscribed_eng)
+
+    def _lead_table(
+        self, attrs: pd.DataFrame, cutoffs: Any, times: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> None:
+        """The leads' codes and creation ticks, and the clock every timeline counts in."""
         self.lead_index = lead_index = pd.Index(attrs.index.astype(object))
         self.n_codes = n_codes = len(lead_index)
         cutoff_ns, cutoff_missing = _ns(cutoffs)
         if cutoff_missing.any():
             raise ValueError("every panel row needs a cut-off")
         self._range = (int(cutoff_ns.min()), int(cutoff_ns.max())) if cutoff_ns.size else (0, -1)
-        eng, touches, outcomes = frames.engagements, frames.touches, frames.outcomes
-        times = {name: _ns(t["occurred_at"]) for name, t in
-                 (("eng", eng), ("touches", touches), ("outcomes", outcomes))}  # fmt: skip
         created_ns, created_missing = _ns(attrs["created_at"])
         self.clock = clock = _Clock(
-            [cutoff_ns, created_ns[~created_missing]]
-            + [times[name][0] for name, t in
-               (("eng", eng), ("touches", touches), ("outcomes", outcomes)) if len(t)],
+            [cutoff_ns, created_ns[~created_missing]] + [ns for ns, _ in times.values() if ns.size],
             n_codes + 1,
-        )  # fmt: skip
+        )
         self.undated = undated = clock.span - 1
         self.created_tick = np.full(n_codes + 1, undated, dtype=np.int64)
         self.created_tick[:n_codes] = np.where(created_missing, undated, clock.event(created_ns))
-        # Codes into each column's distinct values ("unknown" last, for a missing code):
-        # rows are looked up by code, not copied as a million Python strings per column.
-        self.categorical = {}
-        for column in CATEGORICAL:
-            codes, uniques = pd.factorize(attrs[column])
-            values = np.append(np.asarray(uniques, dtype=object), "unknown")
-            self.categorical[column] = (np.asarray(codes), values)
-        self.flags = {c: attrs[c].to_numpy(dtype=float) for c in _FLAGS}
+        self.lead_ids = _arrow_text(lead_index)
 
-        self.lead_ids = leads = _arrow_text(lead_index)
-        coded = _Coded.of(eng, leads, clock, times["eng"])
+    def _engagements(
+        self, eng: pd.DataFrame, leads: pa.Array, clock: _Clock, times: tuple[np.ndarray, ...]
+    ) -> _Timeline:
+        """Engagement timelines (any, per kind); returns the unsubscribing ones."""
+        coded = _Coded.of(eng, leads, clock, times)
         self.any_eng = coded.line(clock)
         kinds = coded.sorted_codes(_value_codes(eng["kind"]))
         self.per_kind = {k: coded.line(clock, _is(kinds, k)) for k in ENGAGEMENT_KINDS}
-        unsubscribed_eng = coded.line(clock, _is(kinds, *UNSUBSCRIBE_KINDS))
+        return coded.line(clock, _is(kinds, *UNSUBSCRIBE_KINDS))
 
+    def _touches_outcomes(
+        self,
+        touches: pd.DataFrame,
+        outcomes: pd.DataFrame,
+        leads: pa.Array,
+        clock: _Clock,
+        times: dict[str, tuple[np.ndarray, np.ndarray]],
+    ) -> _Timeline:
+        """Touch and outcome timelines; returns the unsubscribing outcomes'."""
         touch_coded = _Coded.of(touches, leads, clock, times["touches"])
         self.touch_line = touch_coded.line(clock)
         touch_kind = touch_coded.sorted_codes(
@@ -883,11 +912,7 @@ class FeatureBuilder:
             outcome_coded.line(clock, _is(outcome_kind, "bounced")),
             touch_coded.line(clock, _is(status, "bounced")),
         )
-        self.unsubscribed = (
-            outcome_coded.line(clock, _is(outcome_kind, *UNSUBSCRIBE_KINDS)),
-            unsubscribed_eng,
-        )
-        self._account_history(frames, attrs)
+        return outcome_coded.line(clock, _is(outcome_kind, *UNSUBSCRIBE_KINDS))
 
     def _account_history(self, frames: Frames, attrs: pd.DataFrame) -> None:
         """What the lead's colleagues did, as timelines per account: leads at the
