@@ -39,7 +39,14 @@ Measured: the scoring pass runs in a fresh ``spawn`` child process that opens th
 store from disk and does nothing else, so ``peak_rss_mb`` is the pass's own peak,
 interpreter and imports included: the child's VmHWM (Linux carries ``ru_maxrss``
 over the fork + exec that starts a spawned child, so that would report the
-parent's size at the fork; ``ru_maxrss`` is the fallback elsewhere).
+parent's size at the fork; ``ru_maxrss`` is the fallback elsewhere). The pass may
+start processes of its own (SQLite reads and appends through ADBC run in reader and
+writer processes): ``tree_peak_rss_mb`` is the largest sum of the child's RSS and its
+descendants', sampled every 0.1 s, and the memory target is judged on it.
+
+On a virtual machine whose host backs the guest's memory lazily, a page's first touch
+can cost far more at some times than at others, and the same pass then takes seconds
+longer per GB it touches: compare runs made on a machine in the same state.
 
 * ``seconds`` (the figure): the first pass. It finds no earlier scores, so every
   open lead (converted leads are closed and not scored: about 97% of the world)
@@ -62,7 +69,8 @@ adds ``workers`` and ``chunks``.
 Targets (the issue): 1,000,000 leads in at most 30 s and 3 GiB peak on 2 cores.
 
 Last line: one JSON object with ``leads`` (open leads scored), ``seconds``,
-``leads_per_s``, ``peak_rss_mb``, ``rows_written``, ``setup_seconds``, ``stages``,
+``leads_per_s``, ``peak_rss_mb``, ``tree_peak_rss_mb``, ``rows_written``,
+``setup_seconds``, ``stages``,
 ``database``, ``models`` (what was trained, tree counts), ``rescore`` and ``targets``.
 """
 
@@ -79,6 +87,7 @@ import pstats
 import resource
 import shutil
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from datetime import datetime, timedelta
@@ -160,6 +169,45 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     if pid != "self":
         return 0.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def tree_rss_mb(pid: int) -> float:
+    """The RSS of a process and all its descendants now (Linux; 0 elsewhere): the pass's
+    reader and writer processes count towards its memory."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text().splitlines()
+            total += next(int(x.split()[1]) for x in status if x.startswith("VmRSS:")) / 1024.0
+            for task in os.listdir(f"/proc/{current}/task"):
+                children = Path(f"/proc/{current}/task/{task}/children").read_text()
+                stack.extend(int(child) for child in children.split())
+        except (OSError, StopIteration, ValueError):
+            continue  # gone meanwhile
+    return total
+
+
+class TreePeak:
+    """Samples `tree_rss_mb` every ``every`` seconds in a thread; ``peak`` is the largest."""
+
+    def __init__(self, pid: int, every: float = 0.1) -> None:
+        self.pid, self.every, self.peak = pid, every, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_mb(self.pid))
+            self._stop.wait(self.every)
+
+    def __enter__(self) -> TreePeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 # -- filling a store ---------------------------------------------------------------------
@@ -535,16 +583,19 @@ def measure(url: str, connection_id: int, now: datetime, profile: bool) -> dict[
         target=score_child, args=(url, connection_id, now.isoformat(), profile, queue)
     )
     child.start()
-    while True:
-        try:
-            result = queue.get(timeout=5)
-            break
-        except Empty:
-            if not child.is_alive():
-                raise SystemExit(f"scoring pass died (exit code {child.exitcode})") from None
+    with TreePeak(child.pid) as tree:
+        while True:
+            try:
+                result = queue.get(timeout=5)
+                break
+            except Empty:
+                if not child.is_alive():
+                    raise SystemExit(f"scoring pass died (exit code {child.exitcode})") from None
     child.join()
     if "error" in result:
         raise SystemExit(f"scoring pass failed: {result['error']}")
+    # Sampled, so it can miss a short spike of the children; never below the child's own.
+    result["tree_peak_rss_mb"] = max(tree.peak, result["peak_rss_mb"])
     return result
 
 
@@ -634,7 +685,8 @@ def _run(args: argparse.Namespace, home: Path, targets: list[Target]) -> dict[st
     first = measure(target.url, connection_id, now, args.profile)
     say(
         f"scored {first['leads']:,} leads in {first['seconds']:.1f} s, wrote "
-        f"{first['rows_written']:,} rows, peak RSS {first['peak_rss_mb']:,.0f} MB"
+        f"{first['rows_written']:,} rows, peak RSS {first['peak_rss_mb']:,.0f} MB "
+        f"({first['tree_peak_rss_mb']:,.0f} MB with its reader and writer processes)"
     )
     for name, value in sorted(first["stages"].items(), key=lambda kv: -kv[1]):
         say(f"  {name:<32} {value:7.2f} s  ({first['calls'][name]} calls)")
@@ -643,6 +695,7 @@ def _run(args: argparse.Namespace, home: Path, targets: list[Target]) -> dict[st
         "seconds": round(first["seconds"], 2),
         "leads_per_s": round(first["leads"] / first["seconds"]),
         "peak_rss_mb": round(first["peak_rss_mb"]),
+        "tree_peak_rss_mb": round(first["tree_peak_rss_mb"]),
         "rows_written": first["rows_written"],
         "setup_seconds": round(setup_seconds, 1),
         "database": store.dialect,
@@ -671,12 +724,13 @@ def _run(args: argparse.Namespace, home: Path, targets: list[Target]) -> dict[st
             "seconds": round(again["seconds"], 2),
             "leads_per_s": round(again["leads"] / again["seconds"]),
             "peak_rss_mb": round(again["peak_rss_mb"]),
+            "tree_peak_rss_mb": round(again["tree_peak_rss_mb"]),
             "rows_written": again["rows_written"],
             "stages": again["stages"],
         }
     result["targets"] = {
         "seconds_at_most_30": first["seconds"] <= TARGET_SECONDS,
-        "peak_rss_at_most_3gib": first["peak_rss_mb"] <= TARGET_RSS_MB,
+        "peak_rss_at_most_3gib": first["tree_peak_rss_mb"] <= TARGET_RSS_MB,
         "world_of_1m_leads": args.leads >= 1_000_000,
     }
     if "rescore" in result:
