@@ -786,15 +786,21 @@ class _Basis:
         return blocks
 
 
-def _gram(Z1_32: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def _gram(Z1_32: np.ndarray, weights: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``Z1' diag(weights) Z1`` by a single-precision symmetric rank-k update.
 
     Single precision halves the memory traffic of the largest product in the fit. The
     Hessian only steers the Newton steps (the gradient stays in double precision), so
-    the optimum is unchanged.
+    the optimum is unchanged. ``out``: scratch of ``Z1_32``'s shape and type, reused by
+    every Newton step instead of a fresh array each (whose pages the system would have
+    to fault in again).
     """
-    scaled = Z1_32 * np.sqrt(weights).astype(np.float32)[:, None]
-    upper = ssyrk(1.0, scaled.T, trans=0).astype(np.float64)  # .T is Fortran-ordered
+    scaled = np.multiply(Z1_32, np.sqrt(weights).astype(np.float32)[:, None], out=out)
+    # BLAS reads Fortran order: A'A of a column-major A, or (A')(A')' of a row-major one.
+    if scaled.flags.f_contiguous:
+        upper = ssyrk(1.0, scaled, trans=1).astype(np.float64)
+    else:
+        upper = ssyrk(1.0, scaled.T, trans=0).astype(np.float64)
     return np.triu(upper) + np.triu(upper, 1).T
 
 
@@ -805,13 +811,15 @@ def _penalized_logistic(
     start: np.ndarray | None = None,
     tol: float = 1e-3,
     Z1_32: np.ndarray | None = None,
+    scratch: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ridge logistic regression by damped Newton (IRLS); the intercept is unpenalized.
 
     Minimizes ``sum logloss(y, sigma(Z1 beta)) + penalty/2 * |beta[1:]|^2``, where the
     first column of ``Z1`` is the intercept's column of ones. Stops when the Newton
     decrement (about twice the loss still to gain) is below ``tol``. ``Z1_32``: ``Z1``
-    in single precision, when the caller has it already.
+    in single precision, when the caller has it already; ``scratch``: an array of its
+    shape and type to work in.
 
     Returns:
         (coef, fitted probabilities, penalized Hessian at the optimum).
@@ -831,10 +839,12 @@ def _penalized_logistic(
 
     eta = Z1 @ beta
     current = loss(eta, beta)
+    if scratch is None:
+        scratch = np.empty_like(Z1_32)
     for _ in range(50):
         p = expit(eta)
         gradient = Z1.T @ (p - y) + ridge * beta
-        hessian = _gram(Z1_32, p * (1 - p)) + np.diag(ridge)
+        hessian = _gram(Z1_32, p * (1 - p), scratch) + np.diag(ridge)
         step = np.linalg.solve(hessian + 1e-8 * np.eye(q), gradient)
         decrement = float(gradient @ step)  # twice the loss a full Newton step would save
         if decrement < tol:
@@ -850,7 +860,7 @@ def _penalized_logistic(
             scale *= 0.5
         beta, eta, current = trial, trial_eta, value
     p = expit(eta)
-    return beta, p, _gram(Z1_32, p * (1 - p)) + np.diag(ridge)
+    return beta, p, _gram(Z1_32, p * (1 - p), scratch) + np.diag(ridge)
 
 
 class _AdditiveLogit(_Learner):
@@ -911,14 +921,16 @@ class _AdditiveLogit(_Learner):
         # While selecting, a loss within 0.05 of its minimum is plenty: the score tests
         # compare statistics against chi-square critical values of 20 and more.
         rough = 0.1
-        Z1 = self._design(blocks, w)
-        Z1_32 = Z1.astype(np.float32)
+        widest = max((block.shape[1] for block in blocks), default=0)
+        design = _Design(self._design(blocks, w), groups * owner.gam_max_modifiers * widest)
         every = np.hstack(blocks)
         tests = _ScoreTests(every, [b.shape[1] for b in blocks], w, y, owner.gam_penalty)
         start = self.warm.coef_ if self.warm else None
-        beta, p, hessian = _penalized_logistic(Z1, y, owner.gam_penalty, start, rough, Z1_32)
+        beta, p, hessian = _penalized_logistic(
+            design.Z1, y, owner.gam_penalty, start, rough, design.Z1_32, design.scratch
+        )
         while candidates:
-            pvalues, steps = tests.run(Z1_32, p, hessian, candidates)
+            pvalues, steps = tests.run(design.Z1_32, p, hessian, candidates, design.scratch)
             # One block per group and step (the groups' blocks barely overlap), each at
             # the Bonferroni level over every block still out of the model.
             level = owner.gam_alpha / len(candidates)
@@ -933,15 +945,20 @@ class _AdditiveLogit(_Learner):
             if not added:
                 break
             start = np.concatenate([beta, *(steps[i] for i in added)])
+            for i in added:
+                group, j = candidates[i]
+                design.add(w[:, [group]] * blocks[j])  # as `_design` orders the columns
             self.modifiers_ += [candidates[i] for i in added]
             # Every other block stays a candidate: dropping those far from significance
             # (p > 0.5) saved a third of the tests but lost real modifiers whose signal
             # only showed once another modifier was in the model.
             candidates = [c for i, c in enumerate(candidates) if i not in added]
-            Z1 = self._design(blocks, w)
-            Z1_32 = Z1.astype(np.float32)
-            beta, p, hessian = _penalized_logistic(Z1, y, owner.gam_penalty, start, rough, Z1_32)
-        self.coef_ = _penalized_logistic(Z1, y, owner.gam_penalty, beta, Z1_32=Z1_32)[0]
+            beta, p, hessian = _penalized_logistic(
+                design.Z1, y, owner.gam_penalty, start, rough, design.Z1_32, design.scratch
+            )
+        self.coef_ = _penalized_logistic(
+            design.Z1, y, owner.gam_penalty, beta, Z1_32=design.Z1_32, scratch=design.scratch
+        )[0]
         self.warm = self.prepared = None  # hints, not part of the fitted model
         return self
 
@@ -949,6 +966,46 @@ class _AdditiveLogit(_Learner):
         # Compiled, each feature's basis evaluated once per row and the arms sharing it
         # (`integration.modeling.additive`); equal to the design-matrix product to rounding.
         return additive.uplift(self, X)
+
+
+class _Design:
+    """The GAM's design matrix in double and single precision, and a single-precision
+    scratch of its size, grown in place as modifier blocks join.
+
+    Column-major buffers, allocated once per fit with room for every modifier the fit
+    may add: a block joins by filling the next columns, and the leading columns of a
+    column-major buffer are a contiguous matrix. Rebuilding the matrices at every step
+    touched fresh memory each time, which cost more than the arithmetic where the
+    system backs memory lazily.
+    """
+
+    def __init__(self, base: np.ndarray, room: int) -> None:
+        n, self.q = base.shape
+        self._z = np.empty((n, self.q + room), order="F")
+        self._z32 = np.empty((n, self.q + room), dtype=np.float32, order="F")
+        self._scratch = np.empty((n, self.q + room), dtype=np.float32, order="F")
+        self._z[:, : self.q] = base
+        self._z32[:, : self.q] = base
+
+    def add(self, columns: np.ndarray) -> None:
+        end = self.q + columns.shape[1]
+        if end > self._z.shape[1]:
+            raise ValueError("more modifier columns than the design has room for")
+        self._z[:, self.q : end] = columns
+        self._z32[:, self.q : end] = columns
+        self.q = end
+
+    @property
+    def Z1(self) -> np.ndarray:
+        return self._z[:, : self.q]
+
+    @property
+    def Z1_32(self) -> np.ndarray:
+        return self._z32[:, : self.q]
+
+    @property
+    def scratch(self) -> np.ndarray:
+        return self._scratch[:, : self.q]
 
 
 class _ScoreTests:
@@ -998,14 +1055,16 @@ class _ScoreTests:
         p: np.ndarray,
         hessian: np.ndarray,
         candidates: list[tuple[int, int]],
+        scratch: np.ndarray | None = None,
     ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
         """p-value per candidate, and per candidate index the one-step estimate
-        ``I*^+ U`` of the block's coefficients (a start for the refit)."""
+        ``I*^+ U`` of the block's coefficients (a start for the refit); ``scratch``: an
+        array of ``Z1_32``'s shape and type to work in."""
         v = p * (1 - p)
         h_inv = np.linalg.inv(hessian + 1e-10 * np.eye(hessian.shape[0]))
         residual = self.y - p
         every, every_32, offsets = self.every, self.every_32, self.offsets
-        zv = Z1_32 * v.astype(np.float32)[:, None]
+        zv = np.multiply(Z1_32, v.astype(np.float32)[:, None], out=scratch)
         inner = slice(1, 1 + every.shape[1])  # B's columns in Z
         out = np.ones(len(candidates))
         steps: dict[int, np.ndarray] = {}
