@@ -888,9 +888,12 @@ class _AdditiveLogit(_Learner):
     def _design(self, blocks: list[np.ndarray], w: np.ndarray) -> np.ndarray:
         """The intercept's ones, the main blocks, w_1..w_A, then each modifier block times
         its w column (column A, when present, is the shared ``w_any``)."""
+        return np.hstack(self._parts(blocks, w))
+
+    def _parts(self, blocks: list[np.ndarray], w: np.ndarray) -> list[np.ndarray]:
+        """`_design`'s column blocks, in its order."""
         interactions = [w[:, [a]] * blocks[j] for a, j in self.modifiers_]
-        actions = w[:, : self.n_actions]
-        return np.hstack([np.ones((w.shape[0], 1)), *blocks, actions, *interactions])
+        return [np.ones((w.shape[0], 1)), *blocks, w[:, : self.n_actions], *interactions]
 
     def _w(self, code: np.ndarray) -> np.ndarray:
         """Centred arm indicators w_a, plus w_any = sum_a w_a with more than one action."""
@@ -922,9 +925,11 @@ class _AdditiveLogit(_Learner):
         # compare statistics against chi-square critical values of 20 and more.
         rough = 0.1
         widest = max((block.shape[1] for block in blocks), default=0)
-        design = _Design(self._design(blocks, w), groups * owner.gam_max_modifiers * widest)
-        every = np.hstack(blocks)
-        tests = _ScoreTests(every, [b.shape[1] for b in blocks], w, y, owner.gam_penalty)
+        design = _Design(self._parts(blocks, w), groups * owner.gam_max_modifiers * widest)
+        sizes = [b.shape[1] for b in blocks]
+        # The main blocks side by side are the design's columns after the intercept.
+        every, every_32 = design.columns(1, 1 + sum(sizes))
+        tests = _ScoreTests(every, sizes, w, y, owner.gam_penalty, every_32)
         start = self.warm.coef_ if self.warm else None
         beta, p, hessian = _penalized_logistic(
             design.Z1, y, owner.gam_penalty, start, rough, design.Z1_32, design.scratch
@@ -979,13 +984,19 @@ class _Design:
     system backs memory lazily.
     """
 
-    def __init__(self, base: np.ndarray, room: int) -> None:
-        n, self.q = base.shape
-        self._z = np.empty((n, self.q + room), order="F")
-        self._z32 = np.empty((n, self.q + room), dtype=np.float32, order="F")
-        self._scratch = np.empty((n, self.q + room), dtype=np.float32, order="F")
-        self._z[:, : self.q] = base
-        self._z32[:, : self.q] = base
+    def __init__(self, parts: list[np.ndarray], room: int) -> None:
+        n = parts[0].shape[0]
+        width = sum(part.shape[1] for part in parts) + room
+        self._z = np.empty((n, width), order="F")
+        self._z32 = np.empty((n, width), dtype=np.float32, order="F")
+        self._scratch = np.empty((n, width), dtype=np.float32, order="F")
+        self.q = 0
+        for part in parts:
+            self.add(part)
+
+    def columns(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Columns ``start:stop`` in double and single precision (views)."""
+        return self._z[:, start:stop], self._z32[:, start:stop]
 
     def add(self, columns: np.ndarray) -> None:
         end = self.q + columns.shape[1]
@@ -1021,7 +1032,8 @@ class _ScoreTests:
     rest, so ``W'VZ = base B'VZ + (other - base) B_s'V_sZ_s`` and ``W'VW = base^2 B'VB
     + (other^2 - base^2) B_s'V_sB_s``, where ``_s`` keeps the smaller set of rows: one
     product over every row per round, and one over a fraction of the rows per group.
-    Products in single precision, as in `_gram`.
+    Products in single precision, as in `_gram`; ``every_32``, when given, is ``every``
+    in single precision already (the fit passes views of its design's columns).
     """
 
     def __init__(
@@ -1031,9 +1043,10 @@ class _ScoreTests:
         w: np.ndarray,
         y: np.ndarray,
         penalty: float,
+        every_32: np.ndarray | None = None,
     ) -> None:
         self.every = every
-        self.every_32 = every.astype(np.float32)
+        self.every_32 = every.astype(np.float32) if every_32 is None else every_32
         self.offsets = np.r_[0, np.cumsum(sizes)]
         self.w = w
         self.y = y
