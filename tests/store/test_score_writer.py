@@ -76,9 +76,10 @@ def test_score_rows_round_trip_in_batches(store, writer) -> None:
     cid = _connection(store)
     constants = {"connection_id": cid, "model_version_id": None, "scored_at": NOW, "shadow": True}
     few = 0 if writer == "writer process" else 10**9
-    with mock.patch.object(bulk, "FEW_ROWS", few), appending(
-        store, Score.__table__, constants, JSON_COLUMNS
-    ) as write:
+    with (
+        mock.patch.object(bulk, "FEW_ROWS", few),
+        appending(store, Score.__table__, constants, JSON_COLUMNS) as write,
+    ):
         write(_columns())
         write(_columns())
     _check(store, cid, batches=2)
