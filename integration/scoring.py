@@ -303,19 +303,12 @@ def items_text(
     """Per row of ``X`` (``rows`` of the pass), the model's top reasons then the
     guardrails that moved the score, as the inside of a JSON list (the route is appended
     once the pass is routed)."""
-    model = models.propensity
-    if "reason_weights" in scored:
-        found = np.asarray(
-            reasons_json(scored["reason_weights"][rows], scored["reason_groups"], X, TOP_REASONS),
-            dtype=object,
-        )
-    elif hasattr(model, "reasons_json"):
-        found = np.asarray(model.reasons_json(X, top=TOP_REASONS), dtype=object)
-    else:
-        found = np.array(
-            [", ".join(json.dumps(r.as_dict()) for r in items) for items in model.reasons(X)],
-            dtype=object,
-        )
+    if "reason_weights" in scored:  # a PropensityModel's, from its pass over the trees
+        weights = scored["reason_weights"][rows]
+        found = reasons_json(weights, scored["reason_groups"], X, TOP_REASONS)
+    else:  # the rules fallback's
+        found = models.propensity.reasons_json(X, top=TOP_REASONS)
+    found = np.asarray(found, dtype=object)
     guards = guard_items(scored["guard_rules"], scored["guard_moved"][rows].T)
     both = (found != "") & (guards != "")
     return np.where(both, found + ", " + guards, found + guards).tolist()

@@ -18,15 +18,13 @@ the matrix computation to rounding (1e-15).
 
 from __future__ import annotations
 
-import threading
-import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy.interpolate import BSpline, PPoly
 
-from integration.modeling.forest import jit
+from integration.modeling.forest import PerObject, jit
 
 BLOCK = 512  # rows evaluated feature by feature at once (column reads stay sequential)
 
@@ -302,18 +300,12 @@ def _uplift_kernel(
                 out[a + r, arm - 1] = 1.0 / (1.0 + np.exp(-eta)) - holdout
 
 
-_TABLES: weakref.WeakKeyDictionary[Any, AdditiveTables] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+_TABLES = PerObject(AdditiveTables.from_learner)
 
 
 def tables_for(learner: Any) -> AdditiveTables:
     """The tables of a fitted GAM learner, built once per learner object (thread-safe)."""
-    with _LOCK:
-        tables = _TABLES.get(learner)
-        if tables is None:
-            tables = AdditiveTables.from_learner(learner)
-            _TABLES[learner] = tables
-        return tables
+    return _TABLES(learner)
 
 
 def uplift(learner: Any, X: np.ndarray) -> np.ndarray:

@@ -299,22 +299,31 @@ def _leaf_range(left: list[int], right: list[int], child: int) -> tuple[int, int
     return ~first, ~last
 
 
-_FORESTS: weakref.WeakKeyDictionary[Any, Forest] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
+class PerObject:
+    """What ``build`` makes of an object, made once per object (thread-safe) and held
+    beside it rather than on it: nothing extra is pickled, and the value goes with the
+    object."""
+
+    def __init__(self, build: Callable[[Any], Any]) -> None:
+        self._build = build
+        self._values: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, key: Any) -> Any:
+        with self._lock:
+            value = self._values.get(key)
+            if value is None:
+                value = self._values[key] = self._build(key)
+            return value
+
+
+_FORESTS = PerObject(Forest.from_booster)
 
 
 def forest_for(booster: Any) -> Forest:
-    """The flattened trees of ``booster``, built once per booster object (thread-safe).
-
-    Kept beside the booster rather than on the estimator, so nothing extra is pickled
-    and a refitted booster gets its own.
-    """
-    with _LOCK:
-        forest = _FORESTS.get(booster)
-        if forest is None:
-            forest = Forest.from_booster(booster)
-            _FORESTS[booster] = forest
-        return forest
+    """The flattened trees of ``booster``, built once per booster object (thread-safe);
+    a refitted booster gets its own."""
+    return _FORESTS(booster)
 
 
 def probability(forest: Forest, raw: np.ndarray) -> np.ndarray:

@@ -34,14 +34,22 @@ def copy_rows(
     if store.dialect != "postgresql":
         raise ValueError("COPY is PostgreSQL's; use an executemany elsewhere")
     names = ", ".join(f'"{c}"' for c in columns)
+    with (
+        _raw_transaction(store) as raw,
+        raw.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
+
+
+@contextmanager
+def _raw_transaction(store: Store) -> Iterator[Any]:
+    """The driver's own connection, committed when the block ends, rolled back when it
+    raises, returned to the pool either way."""
     raw = store.engine.raw_connection()
     try:
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        yield raw
         raw.commit()
     except BaseException:
         raw.rollback()
@@ -103,35 +111,27 @@ def _copying(
     store: Store, table: Table, constants: Mapping[str, Any]
 ) -> Iterator[Callable[[Columns], None]]:
     options = pa_csv.WriteOptions(include_header=False)
-    raw = store.engine.raw_connection()
-    try:
-        with contextlib.ExitStack() as stack:
-            cursor = stack.enter_context(raw.cursor())
-            opened: list[tuple[tuple[str, ...], Any]] = []
+    with _raw_transaction(store) as raw, contextlib.ExitStack() as stack:
+        cursor = stack.enter_context(raw.cursor())
+        opened: list[tuple[tuple[str, ...], Any]] = []
 
-            def write(columns: Columns) -> None:
-                names = (*columns, *constants)
-                if not opened:
-                    quoted = ", ".join(f'"{c}"' for c in names)
-                    statement = f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv)'
-                    opened.append((names, stack.enter_context(cursor.copy(statement))))
-                elif opened[0][0] != names:
-                    raise ValueError("every batch of one append needs the same columns")
-                copy = opened[0][1]
-                for start in range(0, _length(columns), COPY_BATCH):
-                    arrays = _arrays(columns, constants, slice(start, start + COPY_BATCH))
-                    buffer = io.BytesIO()
-                    frame = pa.Table.from_arrays(arrays, names=list(names))
-                    pa_csv.write_csv(frame, buffer, options)
-                    copy.write(buffer.getbuffer())
+        def write(columns: Columns) -> None:
+            names = (*columns, *constants)
+            if not opened:
+                quoted = ", ".join(f'"{c}"' for c in names)
+                statement = f'COPY "{table.name}" ({quoted}) FROM STDIN (FORMAT csv)'
+                opened.append((names, stack.enter_context(cursor.copy(statement))))
+            elif opened[0][0] != names:
+                raise ValueError("every batch of one append needs the same columns")
+            copy = opened[0][1]
+            for start in range(0, _length(columns), COPY_BATCH):
+                arrays = _arrays(columns, constants, slice(start, start + COPY_BATCH))
+                buffer = io.BytesIO()
+                frame = pa.Table.from_arrays(arrays, names=list(names))
+                pa_csv.write_csv(frame, buffer, options)
+                copy.write(buffer.getbuffer())
 
-            yield write
-        raw.commit()
-    except BaseException:
-        raw.rollback()
-        raise
-    finally:
-        raw.close()
+        yield write
 
 
 def _sqlite_file(store: Store) -> str | None:
@@ -246,7 +246,9 @@ def _arrays(
 ) -> list[pa.Array]:
     arrays = [_arrow(np.asarray(values)[rows], sqlite) for values in columns.values()]
     n = len(arrays[0]) if arrays else 0
-    arrays += [_arrow(np.full(n, value, dtype=object), sqlite) for value in constants.values()]
+    # Each constant converted once, then repeated (a datetime's text is not made per row).
+    for value in constants.values():
+        arrays.append(pa.repeat(_arrow(np.array([value], dtype=object), sqlite)[0], n))
     return arrays
 
 
