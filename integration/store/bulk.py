@@ -254,7 +254,9 @@ def _arrays(
 
 def _arrow(values: np.ndarray, sqlite: bool = False) -> pa.Array:
     if values.dtype == object:
-        sample = next((v for v in values if v is not None), None)
+        # The first value that is there: a column read back through pandas marks a
+        # missing text with NaN, a float, which says nothing of the column's type.
+        sample = next((v for v in values if v is not None and v == v), None)
         if isinstance(sample, datetime):
             values = np.array([None if v is None else v.isoformat() for v in values], dtype=object)
         elif isinstance(sample, bool | np.bool_):

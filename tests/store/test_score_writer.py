@@ -110,3 +110,24 @@ def test_a_failed_append_leaves_nothing_behind(tmp_path) -> None:
     with store.session() as session:
         assert session.scalar(select(func.count(Score.id))) == 0
     store.dispose()
+
+
+@pytest.mark.parametrize("writer", ["in process", "writer process"])
+def test_a_text_column_read_back_with_nan_for_missing_keeps_its_texts(store, writer) -> None:
+    """A pass's staged rows come back through pandas, a missing segment as NaN: the
+    column is still text, and NaN is stored as NULL."""
+    cid = _connection(store)
+    constants = {"connection_id": cid, "model_version_id": None, "scored_at": NOW, "shadow": False}
+    columns = _columns()
+    columns["segment"] = np.array(
+        [np.nan, "lost_cause", None, np.nan, "", "persuadable"], dtype=object
+    )
+    few = 0 if writer == "writer process" else 10**9
+    with (
+        mock.patch.object(bulk, "FEW_ROWS", few),
+        appending(store, Score.__table__, constants, JSON_COLUMNS) as write,
+    ):
+        write(columns)
+    with store.session() as session:
+        segments = session.scalars(select(Score.segment).order_by(Score.id)).all()
+    assert segments == [None, "lost_cause", None, None, "", "persuadable"]
