@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ from integration.features import (
     read_frame,
 )
 from integration.modeling import DEFAULT_BUCKETS, Reason, apply_guardrails, best_action
-from integration.modeling.reasons import DEFAULT_EXCLUDED, group_features, reasons_json
+from integration.modeling.reasons import DEFAULT_EXCLUDED, group_features, reasons_parts
 from integration.modeling.rules import guard_items
 from integration.registry import active, load, newest_shadow
 from integration.routing import RoutingPolicy, bucket_drift, load_policy, route
@@ -297,21 +298,40 @@ def routed(
     }
 
 
+def item_parts(
+    models: Models, X: pd.DataFrame, scored: dict[str, Any], rows: np.ndarray
+) -> tuple[list[Sequence[str]], np.ndarray]:
+    """Per row of ``X`` (``rows`` of the pass), the model's top reasons then the
+    guardrails that moved the score, as columns of text whose join, row by row, is the
+    inside of a JSON list (the route is appended once the pass is routed); and per row,
+    whether that text is not empty."""
+    if "reason_weights" in scored:  # a PropensityModel's, from its pass over the trees
+        weights = scored["reason_weights"][rows]
+        parts, found = reasons_parts(weights, scored["reason_groups"], X, TOP_REASONS)
+    else:  # the rules fallback's
+        text = np.asarray(models.propensity.reasons_json(X, top=TOP_REASONS), dtype=object)
+        parts, found = [text], text != ""
+    guards = guard_items(scored["guard_rules"], scored["guard_moved"][rows].T)
+    moved = guards != ""
+    return [*parts, np.where(found & moved, ", ", ""), guards], found | moved
+
+
 def items_text(
     models: Models, X: pd.DataFrame, scored: dict[str, Any], rows: np.ndarray
 ) -> list[str]:
-    """Per row of ``X`` (``rows`` of the pass), the model's top reasons then the
-    guardrails that moved the score, as the inside of a JSON list (the route is appended
-    once the pass is routed)."""
-    if "reason_weights" in scored:  # a PropensityModel's, from its pass over the trees
-        weights = scored["reason_weights"][rows]
-        found = reasons_json(weights, scored["reason_groups"], X, TOP_REASONS)
-    else:  # the rules fallback's
-        found = models.propensity.reasons_json(X, top=TOP_REASONS)
-    found = np.asarray(found, dtype=object)
-    guards = guard_items(scored["guard_rules"], scored["guard_moved"][rows].T)
-    both = (found != "") & (guards != "")
-    return np.where(both, found + ", " + guards, found + guards).tolist()
+    """`item_parts`' text per row."""
+    return _joined(item_parts(models, X, scored, rows)[0])
+
+
+def _joined(columns: Sequence[Any]) -> list[str]:
+    """Per row, the join of ``columns`` (lists or arrays of text, or one text for every
+    row): one new string per row, however many pieces it is made of."""
+    n = next(len(c) for c in columns if not isinstance(c, str))
+    lists = [
+        repeat(c, n) if isinstance(c, str) else c if isinstance(c, list) else c.tolist()
+        for c in columns
+    ]
+    return list(map("".join, zip(*lists, strict=True)))
 
 
 def guarded(scored: dict[str, Any], rows: np.ndarray) -> np.ndarray:
@@ -328,6 +348,18 @@ def finish_reasons(
     """The stored ``reasons`` JSON of ``rows``: their items, a guardrail holding the
     routed bucket (unless a guardrail reason already says so: ``guarded``, aligned with
     ``items``), the route."""
+    text = np.asarray(items, dtype=object)
+    return _stored_reasons([text], text != "", guarded, scored, rows)
+
+
+def _stored_reasons(
+    parts: Sequence[Any],
+    nonempty: np.ndarray,
+    guarded: np.ndarray,
+    scored: dict[str, Any],
+    rows: np.ndarray,
+) -> list[str]:
+    """`finish_reasons` of items given as ``parts`` (see `item_parts`)."""
     if not len(rows):
         return []
     # A route reason is one of a few thousand texts: each is serialised once.
@@ -335,11 +367,17 @@ def finish_reasons(
     routes = np.array(
         [json.dumps(Reason("route", f"= {t}", 0.0).as_dict()) for t in route_texts], dtype=object
     )[route_codes]
-    text = np.asarray(items, dtype=object)
     held = np.asarray(scored["held"][rows], dtype=bool) & ~np.asarray(guarded, dtype=bool)
-    head = np.where(text != "", text + ", ", "")
-    head = np.where(held, head + HELD + ", ", head)
-    return ('{"items": [' + head + routes + "]}").tolist()
+    return _joined(
+        [
+            '{"items": [',
+            *parts,
+            np.where(nonempty, ", ", ""),
+            np.where(held, HELD + ", ", ""),
+            routes,
+            "]}",
+        ]
+    )
 
 
 def _reasons(
@@ -350,8 +388,8 @@ def _reasons(
     out: list[str] = []
     for start in range(0, len(rows), CHUNK):
         part = rows[start : start + CHUNK]
-        items = items_text(models, X.iloc[part], scored, part)
-        out.extend(finish_reasons(items, guarded(scored, part), scored, part))
+        parts, nonempty = item_parts(models, X.iloc[part], scored, part)
+        out.extend(_stored_reasons(parts, nonempty, guarded(scored, part), scored, part))
     return out
 
 
@@ -365,11 +403,10 @@ def uplift_json(models: Models, scored: dict[str, Any], rows: np.ndarray) -> lis
     distinct, inverse = np.unique(values.view(np.int64).ravel(), return_inverse=True)
     numbers = [json.dumps(v) for v in distinct.view(np.float64).tolist()]
     texts = np.asarray(numbers, dtype=object)[inverse.ravel()].reshape(values.shape)
-    out = np.full(len(rows), f'{{"model_version": {json.dumps(models.uplift_row.id)}, '
-                             '"by_action": {', dtype=object)  # fmt: skip
+    columns: list[Any] = [f'{{"model_version": {json.dumps(models.uplift_row.id)}, "by_action": {{']
     for j, name in enumerate(scored["uplift_actions"]):
-        out = out + f"{', ' if j else ''}{json.dumps(name)}: " + texts[:, j]
-    return (out + "}}").tolist()
+        columns += [f"{', ' if j else ''}{json.dumps(name)}: ", texts[:, j]]
+    return _joined([*columns, "}}"])
 
 
 def _changed(previous: pd.DataFrame, ids: np.ndarray, scored: dict[str, Any], models: Models):

@@ -721,20 +721,22 @@ def _rounded(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def reasons_json(
+def reasons_parts(
     weights: np.ndarray,
     groups: Groups,
     X: pd.DataFrame,
     top: int = 3,
     min_weight: float = 1e-6,
     exclude: Sequence[str] = (),
-) -> list[str]:
-    """Per row, its reasons (see `group_reasons`) as ``json.dumps(reason.as_dict())``
-    joined by ``", "`` ("" for none): the same text, built once per distinct string."""
+) -> tuple[list[list[str]], np.ndarray]:
+    """`reasons_json`'s text as columns of shared strings whose join, row by row, is the
+    row's text; and per row, whether it has a reason. A caller that wraps the text in
+    more (`integration.scoring`) joins once, instead of copying every row's text again
+    per piece it adds."""
     shown = _pick(weights, groups, X, top, min_weight, exclude)
     n, k = shown.entry.shape
     if not k:
-        return [""] * n
+        return [[""] * n], np.zeros(n, dtype=bool)
     heads = [
         f'{{"code": {json.dumps(c)}, "text": {json.dumps(t)}, "weight": '
         for c, t in zip(shown.codes, shown.texts, strict=True)
@@ -755,6 +757,20 @@ def reasons_json(
         head = np.where(visible[:, slot], head, 0)
         parts += [head_table[head].tolist(), number_table[number_of[:, slot]].tolist()]
         before |= visible[:, slot]
+    return parts, before
+
+
+def reasons_json(
+    weights: np.ndarray,
+    groups: Groups,
+    X: pd.DataFrame,
+    top: int = 3,
+    min_weight: float = 1e-6,
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """Per row, its reasons (see `group_reasons`) as ``json.dumps(reason.as_dict())``
+    joined by ``", "`` ("" for none): the same text, built once per distinct string."""
+    parts, _ = reasons_parts(weights, groups, X, top, min_weight, exclude)
     # One join per row of a few shared strings: cheaper than Arrow's take and join.
     return list(map("".join, zip(*parts, strict=True)))
 

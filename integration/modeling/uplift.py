@@ -87,6 +87,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import lightgbm as lgb
@@ -367,11 +368,10 @@ class UpliftModel(BaseEstimator):
             # validation honest.
             basis = _Basis(self.gam_knots).fit(X)
             blocks = basis.transform(X)
-            warm["gam_basis"] = (basis, blocks)
+            warm["gam_basis"] = (basis, blocks, None)
         for name in self.candidates:
             if name == "gam":
-                part = (basis, [block[fit_rows] for block in blocks])
-                learner = _AdditiveLogit(self, prepared=part)
+                learner = _AdditiveLogit(self, prepared=(basis, blocks, fit_rows))
             else:
                 learner = self._make(name)
             learner.fit(X[fit_rows], code[fit_rows], y[fit_rows])
@@ -871,15 +871,17 @@ class _AdditiveLogit(_Learner):
     the forward selection continues from there. The refit then costs a few Newton
     steps instead of a full selection.
 
-    ``prepared``: a fitted basis and the blocks it makes of the ``X`` that ``fit`` will
-    get, when the caller has them already. Neither hint is kept after ``fit``.
+    ``prepared``: a fitted basis, the blocks it makes of a larger ``X`` and the rows of
+    them that ``fit`` gets (None: every row), when the caller has them already. The rows
+    are gathered straight into the fit's design, never copied out first. Neither hint is
+    kept after ``fit``.
     """
 
     def __init__(
         self,
         owner: UpliftModel,
         warm: _AdditiveLogit | None = None,
-        prepared: tuple[_Basis, list[np.ndarray]] | None = None,
+        prepared: tuple[_Basis, list[np.ndarray], np.ndarray | None] | None = None,
     ) -> None:
         super().__init__(owner)
         self.warm = warm
@@ -908,25 +910,34 @@ class _AdditiveLogit(_Learner):
 
     def fit(self, X, code, y):
         owner = self.owner
+        rows = None
         if self.prepared is not None:
-            self.basis_, blocks = self.prepared
+            self.basis_, blocks, rows = self.prepared
         else:
             self.basis_ = self.warm.basis_ if self.warm else _Basis(owner.gam_knots).fit(X)
             blocks = self.basis_.transform(X)
         self.shares_ = np.array([np.mean(code == a) for a in range(1, self.n_actions + 1)])
         w = self._w(code)
         groups = w.shape[1]  # each action, plus the shared "any action" group
-        candidates = [
-            (a, j) for a in range(groups) for j in range(len(blocks)) if blocks[j].shape[1] > 0
-        ]
+        sizes = [b.shape[1] for b in blocks]
+        candidates = [(a, j) for a in range(groups) for j in range(len(blocks)) if sizes[j] > 0]
         self.modifiers_: list[tuple[int, int]] = list(self.warm.modifiers_) if self.warm else []
         candidates = [c for c in candidates if c not in self.modifiers_]
         # While selecting, a loss within 0.05 of its minimum is plenty: the score tests
         # compare statistics against chi-square critical values of 20 and more.
         rough = 0.1
-        widest = max((block.shape[1] for block in blocks), default=0)
-        design = _Design(self._parts(blocks, w), groups * owner.gam_max_modifiers * widest)
-        sizes = [b.shape[1] for b in blocks]
+        # Filled in `_design`'s order, with room for every modifier the fit may add.
+        width = 1 + sum(sizes) + self.n_actions + sum(sizes[j] for _, j in self.modifiers_)
+        design = _Design(y.size, width + groups * owner.gam_max_modifiers * max(sizes, default=0))
+        design.add(np.ones((y.size, 1)))
+        for block in blocks:
+            design.add(block, rows)
+        # From here on the main blocks are the design's own columns (the fit's rows only).
+        offsets = np.r_[1, 1 + np.cumsum(sizes)]
+        blocks = [design.columns(a, b)[0] for a, b in pairwise(offsets)]
+        design.add(w[:, : self.n_actions])
+        for a, j in self.modifiers_:
+            design.add(w[:, [a]] * blocks[j])
         # The main blocks side by side are the design's columns after the intercept.
         every, every_32 = design.columns(1, 1 + sum(sizes))
         tests = _ScoreTests(every, sizes, w, y, owner.gam_penalty, every_32)
@@ -984,26 +995,28 @@ class _Design:
     system backs memory lazily.
     """
 
-    def __init__(self, parts: list[np.ndarray], room: int) -> None:
-        n = parts[0].shape[0]
-        width = sum(part.shape[1] for part in parts) + room
+    def __init__(self, n: int, width: int) -> None:
         self._z = np.empty((n, width), order="F")
         self._z32 = np.empty((n, width), dtype=np.float32, order="F")
         self._scratch = np.empty((n, width), dtype=np.float32, order="F")
         self.q = 0
-        for part in parts:
-            self.add(part)
 
     def columns(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """Columns ``start:stop`` in double and single precision (views)."""
         return self._z[:, start:stop], self._z32[:, start:stop]
 
-    def add(self, columns: np.ndarray) -> None:
+    def add(self, columns: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """Append ``columns`` (only its ``rows``, in their order, when given)."""
         end = self.q + columns.shape[1]
         if end > self._z.shape[1]:
             raise ValueError("more modifier columns than the design has room for")
-        self._z[:, self.q : end] = columns
-        self._z32[:, self.q : end] = columns
+        target = self._z[:, self.q : end]
+        if rows is None:
+            target[...] = columns
+        else:
+            for c in range(columns.shape[1]):  # a column at a time: no gathered copy
+                np.take(columns[:, c], rows, out=target[:, c], mode="clip")
+        self._z32[:, self.q : end] = target
         self.q = end
 
     @property

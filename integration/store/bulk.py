@@ -9,6 +9,7 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -60,6 +61,7 @@ def _raw_transaction(store: Store) -> Iterator[Any]:
 
 COPY_BATCH = 200_000  # rows serialised and sent at a time
 SQLITE_WRITER = Path(__file__).with_name("sqlite_writer.py")
+SQLITE_COMMITTED = b"committed\n"  # `sqlite_writer`'s word that the rows are in
 Columns = Mapping[str, Any]
 
 
@@ -150,11 +152,11 @@ def _ingesting(
     process = subprocess.Popen(
         [sys.executable, "-P", str(SQLITE_WRITER)],
         stdin=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     streams: list[Any] = []
-    failed = False
+    failed = committed = False
     try:
 
         def write(columns: Columns) -> None:
@@ -187,11 +189,42 @@ def _ingesting(
     finally:
         with contextlib.suppress(OSError):
             process.stdin.close()
-        error = process.stderr.read().decode(errors="replace")
-        process.stderr.close()
-        status = process.wait()
-    if failed or status != 0:
+        # The writer says so once the rows are committed, then checkpoints on its own.
+        committed = process.stdout.readline() == SQLITE_COMMITTED
+        if committed:
+            _checkpointing(process)
+        else:
+            process.stdout.close()
+            error = process.stderr.read().decode(errors="replace")
+            process.stderr.close()
+            status = process.wait()
+    if failed or not committed:
         raise RuntimeError(f"appending to {table.name} through ADBC failed: {error or status}")
+
+
+_CHECKPOINTS: list[threading.Thread] = []
+
+
+def _checkpointing(process: subprocess.Popen) -> None:
+    """Reap a writer that committed and is checkpointing, in a thread the interpreter
+    waits for at exit (so a command does not end while its database is half copied)."""
+
+    def reap() -> None:
+        process.stdout.close()
+        process.stderr.read()  # a failed checkpoint leaves the WAL for the next one
+        process.stderr.close()
+        process.wait()
+
+    thread = threading.Thread(target=reap, name="sqlite-checkpoint")
+    thread.start()
+    _CHECKPOINTS.append(thread)
+
+
+def settle(timeout: float | None = None) -> None:
+    """Wait for the checkpoints of earlier SQLite appends to end (before copying the
+    database file without its WAL, say)."""
+    while _CHECKPOINTS:
+        _CHECKPOINTS.pop().join(timeout)
 
 
 class _WriterGone(Exception):

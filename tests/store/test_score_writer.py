@@ -3,7 +3,9 @@ executemany on SQLite) read back exactly as given, or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from datetime import UTC, datetime
 from unittest import mock
 
@@ -131,3 +133,25 @@ def test_a_text_column_read_back_with_nan_for_missing_keeps_its_texts(store, wri
     with store.session() as session:
         segments = session.scalars(select(Score.segment).order_by(Score.id)).all()
     assert segments == [None, "lost_cause", None, None, "", "persuadable"]
+
+
+def test_the_writer_checkpoints_its_rows_into_the_database_file(tmp_path) -> None:
+    """The append returns once the rows are committed (every reader sees them in the
+    WAL); the writer then copies them into the database file itself, which `settle`
+    waits for."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    store.upgrade()
+    cid = _connection(store)
+    constants = {"connection_id": cid, "model_version_id": None, "scored_at": NOW, "shadow": True}
+    with (
+        mock.patch.object(bulk, "FEW_ROWS", 0),
+        appending(store, Score.__table__, constants, JSON_COLUMNS) as write,
+    ):
+        write(_columns())
+    _check(store, cid, batches=1)
+    bulk.settle()
+    # The database file without its WAL: what a checkpoint has copied, and nothing else.
+    (tmp_path / "file-only.db").write_bytes((tmp_path / "store.db").read_bytes())
+    with contextlib.closing(sqlite3.connect(tmp_path / "file-only.db")) as copy:
+        assert copy.execute("SELECT count(*) FROM score").fetchone() == (len(AWKWARD),)
+    store.dispose()
