@@ -250,7 +250,7 @@ def load_frames(
     from functools import partial
 
     # Imported here: integration.modeling's package imports modules that import this one.
-    from integration.modeling.hygiene import clean_frames
+    from integration.modeling.hygiene import clean_frames, clean_leads
     from integration.store import columnar
 
     def only(column: Any) -> tuple[Any, ...]:
@@ -313,14 +313,18 @@ def load_frames(
                 select(func.count(Lead.id)).where(Lead.connection_id == connection_id)
             ).scalar_one()
     bulk = size >= columnar.FEW_IDS
+    hygiene = hygiene or connection_hygiene(store, connection_id)
+    calls = {name: partial(_read, store, *statement, bulk) for name, statement in reads.items()}
+    # The leads are cleaned as soon as they are in, while the larger event tables are
+    # still being read (the reads wait on their readers with the GIL released).
+    read_leads = calls["leads"]
+    calls["leads"] = lambda: clean_leads(read_leads(), hygiene)
     # The five reads at once where ADBC reads them (each on a connection or, for SQLite,
     # in a process of its own; the GIL released), one after another otherwise.
-    tables = columnar.concurrently(
-        store,
-        {name: partial(_read, store, *statement, bulk) for name, statement in reads.items()},
-    )
-    hygiene = hygiene or connection_hygiene(store, connection_id)
-    return clean_frames(Frames(**tables), hygiene)
+    tables = columnar.concurrently(store, calls)
+    cleaned = tables["leads"]
+    frames = Frames(**(tables | {"leads": cleaned.leads}))
+    return clean_frames(frames, hygiene, cleaned=cleaned)
 
 
 def connection_hygiene(store: Store, connection_id: int) -> HygieneConfig:
@@ -492,9 +496,12 @@ def _filled(values: pd.Series) -> pd.Series:
     return values.astype(object).fillna("unknown").astype(str)
 
 
-def _lead_attributes(frames: Frames) -> pd.DataFrame:
-    """Static per-lead attributes (firmographics joined from the matched account)."""
-    leads = frames.leads.drop_duplicates("crm_id").set_index("crm_id")
+def _lead_attributes(frames: Frames, leads: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Static per-lead attributes (firmographics joined from the matched account).
+    ``leads``: the frames' leads, each crm_id's first row only, when the caller has it."""
+    if leads is None:
+        leads = frames.leads.drop_duplicates("crm_id")
+    leads = leads.set_index("crm_id")
     accounts = frames.accounts.drop_duplicates("crm_id").set_index("crm_id")
     accounts = accounts.reindex(columns=["tier", "size_band", "industry", "region", "employees"])
     joined = leads[["account_crm_id"]].join(accounts, on="account_crm_id", how="left")
@@ -838,14 +845,17 @@ class FeatureBuilder:
         with ThreadPoolExecutor(BUILD_THREADS) as pool:
             timed = {name: pool.submit(_ns, t["occurred_at"]) for name, t in
                      (("eng", eng), ("touches", touches), ("outcomes", outcomes))}  # fmt: skip
-            attrs = _lead_attributes(frames)
+            first_rows = frames.leads.drop_duplicates("crm_id")
             times = {name: future.result() for name, future in timed.items()}
-            self._lead_table(attrs, cutoffs, times)
+            self._lead_table(first_rows["crm_id"], first_rows["created_at"], cutoffs, times)
             clock, leads = self.clock, self.lead_ids
+            # The events, the longest part, start first; the lead attributes are made
+            # meanwhile (the event tables need only the leads' ids and creation times).
             events = [
                 pool.submit(self._engagements, eng, leads, clock, times["eng"]),
                 pool.submit(self._touches_outcomes, touches, outcomes, leads, clock, times),
             ]
+            attrs = _lead_attributes(frames, first_rows)
             # Codes into each column's distinct values ("unknown" last, for a missing
             # code): rows are looked up by code, not copied as a million Python strings.
             self.categorical = {}
@@ -859,16 +869,21 @@ class FeatureBuilder:
             self.unsubscribed = (events[1].result(), unsubscribed_eng)
 
     def _lead_table(
-        self, attrs: pd.DataFrame, cutoffs: Any, times: dict[str, tuple[np.ndarray, np.ndarray]]
+        self,
+        lead_ids: pd.Series,
+        created_at: pd.Series,
+        cutoffs: Any,
+        times: dict[str, tuple[np.ndarray, np.ndarray]],
     ) -> None:
-        """The leads' codes and creation ticks, and the clock every timeline counts in."""
-        self.lead_index = lead_index = pd.Index(attrs.index.astype(object))
+        """The leads' codes (``lead_ids``: distinct, in `_lead_attributes`' order) and
+        creation ticks, and the clock every timeline counts in."""
+        self.lead_index = lead_index = pd.Index(lead_ids.astype(object))
         self.n_codes = n_codes = len(lead_index)
         cutoff_ns, cutoff_missing = _ns(cutoffs)
         if cutoff_missing.any():
             raise ValueError("every panel row needs a cut-off")
         self._range = (int(cutoff_ns.min()), int(cutoff_ns.max())) if cutoff_ns.size else (0, -1)
-        created_ns, created_missing = _ns(attrs["created_at"])
+        created_ns, created_missing = _ns(created_at)
         self.clock = clock = _Clock(
             [cutoff_ns, created_ns[~created_missing]] + [ns for ns, _ in times.values() if ns.size],
             n_codes + 1,

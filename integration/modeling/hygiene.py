@@ -579,16 +579,23 @@ def _counts(series: pd.Series) -> dict[str, int]:
     return {str(k): int(v) for k, v in series.value_counts(sort=True).items()}
 
 
-def clean_frames(frames: Frames, config: HygieneConfig | None = None) -> Frames:
-    """The frames with duplicates collapsed, titles and statuses normalised.
+@dataclass(frozen=True)
+class CleanLeads:
+    """`clean_leads`' answer: the leads kept, normalised; each merged crm_id's canonical
+    crm_id; the report of what was changed (``repointed`` still empty: the events are
+    moved by `clean_frames`)."""
 
-    Adds to ``leads``: ``seniority``, ``department``, ``status`` (normalised),
-    ``status_raw``, ``lifecycle`` (normalised), ``lifecycle_raw``. The returned
-    frames carry ``aliases`` (merged crm_id → canonical crm_id) and ``hygiene``
-    (the `HygieneReport`). Idempotent: cleaning clean frames changes nothing.
-    """
+    leads: pd.DataFrame
+    aliases: pd.Series
+    report: HygieneReport
+
+
+def clean_leads(leads: pd.DataFrame, config: HygieneConfig | None = None) -> CleanLeads:
+    """The lead half of `clean_frames`: duplicates collapsed, titles and statuses
+    normalised. It needs no event, so a load cleans the leads while the events are
+    still being read."""
     config = config or HygieneConfig()
-    leads = frames.leads.reset_index(drop=True)
+    leads = leads.reset_index(drop=True)
     n = len(leads)
     canonical, rule = _canonical(leads, config)
     merged = canonical != np.arange(n)
@@ -636,9 +643,6 @@ def clean_frames(frames: Frames, config: HygieneConfig | None = None) -> Frames:
     # A string column's distinct titles, in order, are the ones just factorized.
     string_titles = isinstance(titles.dtype, pd.StringDtype)
     named = pd.Series(distinct, dtype=object) if string_titles else titles
-    touches, n_touches = _repoint(frames.touches, alias)
-    engagements, n_engagements = _repoint(frames.engagements, alias)
-    outcomes, n_outcomes = _repoint(frames.outcomes, alias)
     unmapped = {}
     if unmapped_status:
         unmapped["Lead.status"] = unmapped_status
@@ -649,7 +653,7 @@ def clean_frames(frames: Frames, config: HygieneConfig | None = None) -> Frames:
         leads_out=len(kept),
         duplicates=duplicates,
         duplicate_examples=examples,
-        repointed={"touches": n_touches, "engagements": n_engagements, "outcomes": n_outcomes},
+        repointed={},
         seniority=_counts(kept["seniority"]),
         department=_counts(kept["department"]),
         unclassified_titles=_unmatched(named),
@@ -657,6 +661,28 @@ def clean_frames(frames: Frames, config: HygieneConfig | None = None) -> Frames:
         lifecycles=_counts(kept["lifecycle"]),
         unmapped=unmapped,
     )
+    return CleanLeads(kept, alias, report)
+
+
+def clean_frames(
+    frames: Frames, config: HygieneConfig | None = None, cleaned: CleanLeads | None = None
+) -> Frames:
+    """The frames with duplicates collapsed, titles and statuses normalised.
+
+    Adds to ``leads``: ``seniority``, ``department``, ``status`` (normalised),
+    ``status_raw``, ``lifecycle`` (normalised), ``lifecycle_raw``. The returned
+    frames carry ``aliases`` (merged crm_id → canonical crm_id) and ``hygiene``
+    (the `HygieneReport`). Idempotent: cleaning clean frames changes nothing.
+
+    ``cleaned``: `clean_leads` of the leads these frames were read with, when the
+    caller has it already (``frames.leads`` is then not read).
+    """
+    cleaned = cleaned or clean_leads(frames.leads, config)
+    alias = cleaned.aliases
+    touches, n_touches = _repoint(frames.touches, alias)
+    engagements, n_engagements = _repoint(frames.engagements, alias)
+    outcomes, n_outcomes = _repoint(frames.outcomes, alias)
+    repointed = {"touches": n_touches, "engagements": n_engagements, "outcomes": n_outcomes}
     previous = frames.aliases
     if previous is not None and len(previous):
         # Cleaning twice: earlier aliases follow their canonical lead if it merged too.
@@ -667,12 +693,12 @@ def clean_frames(frames: Frames, config: HygieneConfig | None = None) -> Frames:
         alias = pd.concat([earlier, alias])
     return replace(
         frames,
-        leads=kept,
+        leads=cleaned.leads,
         touches=touches,
         engagements=engagements,
         outcomes=outcomes,
         aliases=alias,
-        hygiene=report,
+        hygiene=replace(cleaned.report, repointed=repointed),
     )
 
 

@@ -224,5 +224,7 @@ def test_load_frames_cleans_with_the_connections_own_mapping(store) -> None:
     lead = frames.leads.iloc[0]
     assert (lead["status"], lead["seniority"], lead["department"]) == ("nurture", "vp", "marketing")
     assert frames.hygiene.duplicates == {"email": 1}
+    # The leads are cleaned while the events load; the report still counts the events moved.
+    assert frames.hygiene.repointed == {"touches": 1, "engagements": 1, "outcomes": 1}
     assert {"00Q1"} == set(frames.touches["lead_crm_id"]) == set(frames.outcomes["lead_crm_id"])
     assert set(frames.engagements["lead_crm_id"]) == {"00Q1"}
