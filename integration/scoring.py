@@ -410,6 +410,8 @@ def uplift_json(models: Models, scored: dict[str, Any], rows: np.ndarray) -> lis
 
 
 def _changed(previous: pd.DataFrame, ids: np.ndarray, scored: dict[str, Any], models: Models):
+    if previous.empty:  # a first pass: every row is new
+        return np.ones(len(ids), dtype=bool)
     before = previous.reindex(ids)
     old = before["propensity"].to_numpy(dtype=float)
     uplift_id = models.uplift_row.id if models.uplift_row is not None else None
