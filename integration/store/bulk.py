@@ -217,7 +217,8 @@ def _checkpointing(process: subprocess.Popen) -> None:
 
     thread = threading.Thread(target=reap, name="sqlite-checkpoint")
     thread.start()
-    _CHECKPOINTS.append(thread)
+    # A worker appends pass after pass: only the checkpoints still running are kept.
+    _CHECKPOINTS[:] = [t for t in _CHECKPOINTS if t.is_alive()] + [thread]
 
 
 def settle(timeout: float | None = None) -> None:
