@@ -496,11 +496,9 @@ def _filled(values: pd.Series) -> pd.Series:
     return values.astype(object).fillna("unknown").astype(str)
 
 
-def _lead_attributes(frames: Frames, leads: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Static per-lead attributes (firmographics joined from the matched account).
-    ``leads``: the frames' leads, each crm_id's first row only, when the caller has it."""
-    if leads is None:
-        leads = frames.leads.drop_duplicates("crm_id")
+def _lead_attributes(frames: Frames, leads: pd.DataFrame) -> pd.DataFrame:
+    """Static per-lead attributes (firmographics joined from the matched account) of
+    ``leads``: the frames' leads, each crm_id's first row only."""
     leads = leads.set_index("crm_id")
     accounts = frames.accounts.drop_duplicates("crm_id").set_index("crm_id")
     accounts = accounts.reindex(columns=["tier", "size_band", "industry", "region", "employees"])

@@ -890,12 +890,9 @@ class _AdditiveLogit(_Learner):
     def _design(self, blocks: list[np.ndarray], w: np.ndarray) -> np.ndarray:
         """The intercept's ones, the main blocks, w_1..w_A, then each modifier block times
         its w column (column A, when present, is the shared ``w_any``)."""
-        return np.hstack(self._parts(blocks, w))
-
-    def _parts(self, blocks: list[np.ndarray], w: np.ndarray) -> list[np.ndarray]:
-        """`_design`'s column blocks, in its order."""
         interactions = [w[:, [a]] * blocks[j] for a, j in self.modifiers_]
-        return [np.ones((w.shape[0], 1)), *blocks, w[:, : self.n_actions], *interactions]
+        actions = w[:, : self.n_actions]
+        return np.hstack([np.ones((w.shape[0], 1)), *blocks, actions, *interactions])
 
     def _w(self, code: np.ndarray) -> np.ndarray:
         """Centred arm indicators w_a, plus w_any = sum_a w_a with more than one action."""

@@ -23,6 +23,7 @@ import pyarrow.csv as pa_csv
 from sqlalchemy import Table, Text, bindparam, insert
 
 from integration.store.db import Store
+from integration.store.sqlite_writer import COMMITTED
 
 
 def copy_rows(
@@ -61,7 +62,6 @@ def _raw_transaction(store: Store) -> Iterator[Any]:
 
 COPY_BATCH = 200_000  # rows serialised and sent at a time
 SQLITE_WRITER = Path(__file__).with_name("sqlite_writer.py")
-SQLITE_COMMITTED = b"committed\n"  # `sqlite_writer`'s word that the rows are in
 Columns = Mapping[str, Any]
 
 
@@ -156,7 +156,7 @@ def _ingesting(
         stderr=subprocess.PIPE,
     )
     streams: list[Any] = []
-    failed = committed = False
+    failed = False
     try:
 
         def write(columns: Columns) -> None:
@@ -190,7 +190,7 @@ def _ingesting(
         with contextlib.suppress(OSError):
             process.stdin.close()
         # The writer says so once the rows are committed, then checkpoints on its own.
-        committed = process.stdout.readline() == SQLITE_COMMITTED
+        committed = process.stdout.readline() == COMMITTED
         if committed:
             _checkpointing(process)
         else:
@@ -198,7 +198,7 @@ def _ingesting(
             error = process.stderr.read().decode(errors="replace")
             process.stderr.close()
             status = process.wait()
-    if failed or not committed:
+    if not committed:  # the writer gone early (``failed``) never commits
         raise RuntimeError(f"appending to {table.name} through ADBC failed: {error or status}")
 
 

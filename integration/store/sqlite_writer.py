@@ -1,6 +1,7 @@
 """Rows appended to one SQLite table through ADBC, in a process of its own.
 
-`integration.store.bulk` runs this file as a script (never imports it), for the reason
+`integration.store.bulk` runs this file as a script (and imports only its protocol
+constant: nothing at this module's top loads a driver), for the reason
 `integration.store.sqlite_reader` gives: ADBC's SQLite driver carries its own copy of
 SQLite, and two copies in one process corrupt each other's view of a WAL database. In a
 process of its own it is one more writer of the file, as another leadlift process is,
@@ -25,7 +26,7 @@ import sys
 BUSY_MS = 30_000  # the engine's own ``timeout`` (see `integration.store.db`)
 # The engine's own durability (`integration.store.db`), and no checkpoint in the commit.
 PRAGMAS = (f"busy_timeout = {BUSY_MS}", "synchronous = NORMAL", "wal_autocheckpoint = 0")
-COMMITTED = b"committed\n"
+COMMITTED = b"committed\n"  # on stdout once the rows are in
 
 
 def main() -> int:
